@@ -1,0 +1,68 @@
+import pg from 'pg';
+
+/** A transaction client whose every statement is confined to one tenant by row-level security. */
+export type TenantClient = pg.PoolClient;
+
+/** Creates the service's connection pool (the application role, never an owner or superuser). */
+export function createPool(connectionString: string, max = 10): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 5_000,
+  });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/** Runs fn in one transaction with app.tenant_id set for it alone; commits on success, rolls back on error. */
+export async function withTenant<T>(
+  pool: pg.Pool,
+  tenant: string,
+  fn: (client: TenantClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query("SELECT set_config('app.tenant_id', $1, true)", [tenant]);
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/** Refuses to run as a role that could read across tenants (superuser, BYPASSRLS, or a table owner). */
+export async function assertRowLevelSecurity(pool: pg.Pool): Promise<void> {
+  const { rows } = await pool.query<{
+    rolname: string;
+    rolsuper: boolean;
+    rolbypassrls: boolean;
+    owns: boolean;
+  }>(
+    `SELECT r.rolname, r.rolsuper, r.rolbypassrls,
+            EXISTS (SELECT FROM pg_tables WHERE tableowner = r.rolname AND schemaname = 'public') AS owns
+       FROM pg_roles r WHERE r.rolname = current_user`,
+  );
+  const role = rows[0];
+  if (!role || role.rolsuper || role.rolbypassrls || role.owns) {
+    throw new Error(
+      `invalid setting DATABASE_URL: role ${role?.rolname ?? '?'} can bypass row-level security; connect as pulsegraph_app`,
+    );
+  }
+}
+
+/** Answers whether the database accepts queries (for readiness). */
+export async function pingDatabase(pool: pg.Pool): Promise<boolean> {
+  try {
+    await pool.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  }
+}

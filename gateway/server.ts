@@ -1,0 +1,86 @@
+// The gateway process: `npm run gateway -- [--supergraph FILE] [--port N]`, or started by `npm start`.
+import { readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { parseArgs } from 'node:util';
+import { collectDefaultMetrics, register } from 'prom-client';
+import { createPool, pingDatabase } from '../db/pool.ts';
+import { createTokenVerifier } from '../lib/auth.ts';
+import type { Config } from '../lib/config.ts';
+import type { Logger } from '../lib/logger.ts';
+import {
+  closeServer,
+  isMainModule,
+  listen,
+  runService,
+  withHealthRoutes,
+  type ReadinessChecks,
+  type RunningService,
+} from '../lib/service.ts';
+import { connectBroker, pingBroker } from '../streams/connection.ts';
+import { createGateway } from './gateway.ts';
+
+/** Probes a subgraph's own /readyz next to its GraphQL endpoint. */
+function subgraphReady(graphqlUrl: string): () => Promise<boolean> {
+  const readyUrl = new URL('/readyz', graphqlUrl);
+  return async () => (await fetch(readyUrl, { signal: AbortSignal.timeout(2_000) })).ok;
+}
+
+/** Starts the gateway over the supergraph at config.SUPERGRAPH_PATH on config.GATEWAY_PORT. */
+export async function startGateway(config: Config, logger: Logger): Promise<RunningService> {
+  const gateway = await createGateway({
+    supergraphSdl: await readFile(config.SUPERGRAPH_PATH, 'utf8'),
+    subgraphUrls: {
+      metadata: config.SUBGRAPH_METADATA_URL,
+      metrics: config.SUBGRAPH_METRICS_URL,
+      reports: config.SUBGRAPH_REPORTS_URL,
+      insights: config.SUBGRAPH_INSIGHTS_URL,
+    },
+    verifier: await createTokenVerifier(config),
+    logger,
+    production: config.NODE_ENV === 'production',
+    allowAnonymousIntrospection: config.AUTH_MODE === 'dev',
+    subgraphTimeoutMs: config.SUBGRAPH_TIMEOUT_MS,
+  });
+  const readiness: ReadinessChecks = Object.fromEntries(
+    Object.entries(gateway.subgraphUrls).map(([name, url]) => [name, subgraphReady(url)]),
+  );
+  const pool = config.DATABASE_URL ? createPool(config.DATABASE_URL, 2) : undefined;
+  if (pool) readiness['postgres'] = () => pingDatabase(pool);
+  const broker = config.NATS_URL ? await connectBroker(config.NATS_URL, 'gateway', logger) : undefined;
+  if (broker) readiness['nats'] = () => pingBroker(broker.nc);
+  collectDefaultMetrics();
+
+  let draining = false;
+  const handler = withHealthRoutes(
+    (req, res) => {
+      if (req.method === 'GET' && req.url === '/metrics') {
+        void register
+          .metrics()
+          .then((text) => res.writeHead(200, { 'content-type': register.contentType }).end(text));
+        return;
+      }
+      void gateway.yoga(req, res, { req, res });
+    },
+    readiness,
+    () => draining,
+  );
+  const server = await listen(handler, config.GATEWAY_PORT, config.HOST);
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://${config.HOST}:${port}/graphql`,
+    async close() {
+      draining = true;
+      await closeServer(server);
+      await gateway.close();
+      await broker?.close();
+      await pool?.end();
+    },
+  };
+}
+
+if (isMainModule(import.meta.url)) {
+  const { values } = parseArgs({ options: { supergraph: { type: 'string' }, port: { type: 'string' } } });
+  if (values.supergraph) process.env['SUPERGRAPH_PATH'] = values.supergraph;
+  if (values.port) process.env['GATEWAY_PORT'] = values.port;
+  await runService('gateway', [], startGateway);
+}

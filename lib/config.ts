@@ -1,0 +1,95 @@
+import { z } from 'zod';
+
+/** Thrown when a setting is missing or malformed; its message is the one line printed at start. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+// 0 asks the OS for a free port (tests use it).
+const port = z.coerce.number().int().min(0).max(65535);
+const url = (protocols: string[]) =>
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `expected a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
+  );
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  DATA_DIR: z.string().min(1).default('.data'),
+  GATEWAY_PORT: port.default(4000),
+  METADATA_PORT: port.default(4001),
+  METRICS_PORT: port.default(4002),
+  REPORTS_PORT: port.default(4003),
+  INSIGHTS_PORT: port.default(4004),
+  SUPERGRAPH_PATH: z.string().min(1).default('supergraph.graphql'),
+  SUBGRAPH_METADATA_URL: url(['http:', 'https:']).optional(),
+  SUBGRAPH_METRICS_URL: url(['http:', 'https:']).optional(),
+  SUBGRAPH_REPORTS_URL: url(['http:', 'https:']).optional(),
+  SUBGRAPH_INSIGHTS_URL: url(['http:', 'https:']).optional(),
+  DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  DATABASE_ADMIN_URL: url(['postgres:', 'postgresql:']).optional(),
+  DATABASE_APP_PASSWORD: z.string().min(8).optional(),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  NATS_URL: url(['nats:', 'tls:']).optional(),
+  REDIS_URL: url(['redis:', 'rediss:']).optional(),
+  AUTH_MODE: z.enum(['dev', 'jwt']).default('jwt'),
+  JWT_JWKS_URL: url(['http:', 'https:']).optional(),
+  JWT_PUBLIC_KEY: z
+    .string()
+    .includes('BEGIN PUBLIC KEY', { message: 'expected a PEM public key' })
+    .optional(),
+  JWT_ISSUER: z.string().min(1).default('pulsegraph'),
+  JWT_AUDIENCE: z.string().min(1).default('pulsegraph'),
+  SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
+});
+
+/** The validated settings of runtime.md, shared by every process. */
+export type Config = z.infer<typeof schema>;
+
+/** Names of the settings a process may require to be present. */
+export type RequiredSetting = 'DATABASE_URL' | 'NATS_URL' | 'REDIS_URL';
+
+/** Parses the environment; throws a ConfigError naming the first bad setting. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, required: RequiredSetting[] = []): Config {
+  const cleaned = Object.fromEntries(
+    Object.entries(env).filter(([, value]) => value !== undefined && value !== ''),
+  );
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = issue.path.join('.');
+    const got = name in cleaned ? `got ${JSON.stringify(cleaned[name])}` : 'it is not set';
+    throw new ConfigError(`invalid setting ${name}: ${issue.message} (${got})`);
+  }
+  const config = parsed.data;
+  for (const name of required) {
+    if (!config[name]) throw new ConfigError(`missing setting ${name}: this process needs it`);
+  }
+  if (config.AUTH_MODE === 'jwt' && !config.JWT_JWKS_URL && !config.JWT_PUBLIC_KEY) {
+    throw new ConfigError('missing setting JWT_JWKS_URL or JWT_PUBLIC_KEY: required unless AUTH_MODE=dev');
+  }
+  if (config.AUTH_MODE === 'dev' && config.NODE_ENV === 'production') {
+    throw new ConfigError('invalid setting AUTH_MODE: "dev" is refused when NODE_ENV=production');
+  }
+  return config;
+}
+
+/** Loads the config for a process entry point: on a bad setting prints one line and exits 1. */
+export function loadConfigOrExit(required: RequiredSetting[] = []): Config {
+  try {
+    return loadConfig(process.env, required);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`pulsegraph: ${error.message}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,81 @@
+import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
+import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from '../lib/logger.ts';
+import { streamDefinitions } from './definitions.ts';
+
+/** A live NATS connection with its JetStream client. */
+export interface Broker {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  close(): Promise<void>;
+}
+
+/** Connects to NATS, reconnecting forever after the first success, and logs connection changes. */
+export async function connectBroker(url: string, name: string, logger?: Logger): Promise<Broker> {
+  const nc = await connect({
+    servers: url,
+    name,
+    reconnect: true,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    timeout: 5_000,
+  });
+  if (logger) {
+    void (async () => {
+      for await (const status of nc.status()) {
+        if (status.type === 'disconnect' || status.type === 'reconnect' || status.type === 'error') {
+          logger.warn({ nats: status.type }, `nats ${status.type}`);
+        }
+      }
+    })();
+  }
+  return {
+    nc,
+    js: jetstream(nc),
+    async close() {
+      if (!nc.isClosed()) await nc.drain();
+    },
+  };
+}
+
+/** Creates or updates every platform stream; safe to run from every process at start. */
+export async function ensureStreams(nc: NatsConnection): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  for (const definition of streamDefinitions) {
+    try {
+      await jsm.streams.info(definition.name);
+      await jsm.streams.update(definition.name, definition);
+    } catch (error) {
+      if (!(error instanceof JetStreamApiError) || error.status !== 404) throw error;
+      try {
+        await jsm.streams.add(definition);
+      } catch (addError) {
+        // Another process created it between our info and add.
+        if (!(addError instanceof JetStreamApiError) || !/already in use/i.test(addError.message))
+          throw addError;
+      }
+    }
+  }
+}
+
+/** Publishes a JSON message to JetStream with a Nats-Msg-Id; resolves once the stream stored it. */
+export async function publishJson(
+  js: JetStreamClient,
+  subject: string,
+  body: unknown,
+  msgID: string,
+): Promise<{ seq: number; duplicate: boolean }> {
+  const ack = await js.publish(subject, JSON.stringify(body), { msgID, headers: headers() });
+  return { seq: ack.seq, duplicate: ack.duplicate };
+}
+
+/** Answers whether the broker connection is up (for readiness). */
+export async function pingBroker(nc: NatsConnection): Promise<boolean> {
+  if (nc.isClosed()) return false;
+  try {
+    await nc.flush();
+    return true;
+  } catch {
+    return false;
+  }
+}

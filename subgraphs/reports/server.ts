@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs';
+import { mercuriusFederationPlugin } from '@mercuriusjs/federation';
+import Fastify from 'fastify';
+import type { GraphQLError } from 'graphql';
+import { assertRowLevelSecurity, createPool, pingDatabase } from '../../db/pool.ts';
+import { bearerToken, createTokenVerifier, type Principal } from '../../lib/auth.ts';
+import type { Config } from '../../lib/config.ts';
+import { errorCodeOf, ErrorCode } from '../../lib/errors.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { checkReadiness, isMainModule, runService, type RunningService } from '../../lib/service.ts';
+import { connectBroker, ensureStreams, pingBroker } from '../../streams/connection.ts';
+import { resolvers, type ReportsContext } from './resolvers.ts';
+
+const schema = readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8');
+
+/** Starts the reports subgraph on Fastify + mercurius, verifying the caller's JWT on every request. */
+export async function startReports(config: Config, logger: Logger): Promise<RunningService> {
+  const pool = createPool(config.DATABASE_URL!, config.DATABASE_POOL_SIZE);
+  await assertRowLevelSecurity(pool);
+  const broker = await connectBroker(config.NATS_URL!, 'reports', logger);
+  await ensureStreams(broker.nc);
+  const verifier = await createTokenVerifier(config);
+  const readiness = { postgres: () => pingDatabase(pool), nats: () => pingBroker(broker.nc) };
+  let draining = false;
+
+  const app = Fastify({ loggerInstance: logger, disableRequestLogging: true, bodyLimit: 1_048_576 });
+  app.decorateRequest('principal', null);
+  // No subgraph trusts anything but a verifiable token: not the gateway, not a tenant header.
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.url.startsWith('/graphql')) return;
+    try {
+      const token = bearerToken(request.headers.authorization);
+      if (!token) throw new Error('authentication required: send Authorization: Bearer <token>');
+      (request as unknown as { principal: Principal }).principal = await verifier.verify(token);
+    } catch (error) {
+      const message = (error as Error).message;
+      await reply
+        .code(ErrorCode.UNAUTHENTICATED)
+        .send({ errors: [{ message, extensions: { code: 'UNAUTHENTICATED' } }] });
+    }
+  });
+  await app.register(mercuriusFederationPlugin, {
+    schema,
+    resolvers: resolvers as never,
+    graphiql: false,
+    context: (request): ReportsContext => {
+      const principal = (request as unknown as { principal: Principal }).principal;
+      return { principal, logger: logger.child({ tenant: principal.tenant }), pool, broker };
+    },
+    // Keep each error's stable code; execution errors answer 200 like the yoga subgraphs, so that
+    // the gateway merges them into partial results. Unexpected errors are masked in production.
+    errorFormatter: (execution) => {
+      const errors = (execution.errors ?? []) as GraphQLError[];
+      // An error without an originalError comes from parsing or validation, not from a resolver.
+      const codes = errors.map(
+        (e) =>
+          errorCodeOf(e.originalError ?? e) ?? (e.originalError ? undefined : 'GRAPHQL_VALIDATION_FAILED'),
+      );
+      return {
+        statusCode: 200,
+        response: {
+          data: execution.data ?? null,
+          errors: errors.map((e, i) => ({
+            message: codes[i] || config.NODE_ENV !== 'production' ? e.message : 'Unexpected error.',
+            locations: e.locations,
+            path: e.path,
+            extensions: { code: codes[i] ?? 'INTERNAL_SERVER_ERROR' },
+          })),
+        },
+      };
+    },
+  });
+  app.get('/healthz', () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const { ready, checks } = await checkReadiness(readiness);
+    const ok = ready && !draining;
+    return reply
+      .code(ok ? 200 : 503)
+      .send({ status: ok ? 'ready' : draining ? 'draining' : 'degraded', checks });
+  });
+  const address = await app.listen({ port: config.REPORTS_PORT, host: config.HOST });
+  return {
+    url: `${address}/graphql`,
+    async close() {
+      draining = true;
+      await app.close();
+      await broker.close();
+      await pool.end();
+    },
+  };
+}
+
+if (isMainModule(import.meta.url)) await runService('reports', ['DATABASE_URL', 'NATS_URL'], startReports);

@@ -1,0 +1,141 @@
+import { cp, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrate, migrationsDir } from '../db/migrate.ts';
+import { assertRowLevelSecurity, createPool, withTenant } from '../db/pool.ts';
+import { createTestDatabase, TEST_APP_PASSWORD, type TestDatabase } from './support/services.ts';
+
+let db: TestDatabase;
+let app: pg.Pool;
+let admin: pg.Pool;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  app = createPool(db.appUrl, 4);
+  admin = createPool(db.adminUrl, 2);
+  await admin.query(
+    `INSERT INTO kpis (tenant_id, code, name, event_name, aggregation) VALUES
+       ('acme', 'orders', 'Orders', 'order.placed', 'COUNT'),
+       ('globex', 'orders', 'Globex orders', 'order.placed', 'COUNT'),
+       ('globex', 'secret', 'Secret', 'x', 'COUNT')`,
+  );
+});
+afterAll(async () => {
+  await app?.end();
+  await admin?.end();
+  await db?.drop();
+});
+
+describe('migrations', () => {
+  it('are idempotent: a second run applies nothing and changes nothing', async () => {
+    const before = await admin.query('SELECT version, checksum FROM schema_migrations ORDER BY version');
+    const { applied } = await migrate({ adminUrl: db.adminUrl, appPassword: TEST_APP_PASSWORD });
+    expect(applied).toEqual([]);
+    const after = await admin.query('SELECT version, checksum FROM schema_migrations ORDER BY version');
+    expect(after.rows).toEqual(before.rows);
+    expect(after.rows.length).toBeGreaterThan(0);
+  });
+
+  it('apply once when several processes start at the same moment', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      // createTestDatabase migrated it; add a new migration and race five runners for it.
+      const dir = await mkdtemp(join(tmpdir(), 'pulsegraph-migrations-'));
+      await cp(migrationsDir, dir, { recursive: true });
+      await writeFile(join(dir, '9999_probe.sql'), 'CREATE TABLE probe (tenant_id text NOT NULL, n int);');
+      const runs = await Promise.all(
+        Array.from({ length: 5 }, () => migrate({ adminUrl: fresh.adminUrl, dir })),
+      );
+      expect(runs.map((r) => r.applied.length).sort()).toEqual([0, 0, 0, 0, 1]);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  it('refuse a migration that was edited after it was applied', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pulsegraph-migrations-'));
+    await cp(migrationsDir, dir, { recursive: true });
+    await writeFile(join(dir, '0001_foundation.sql'), '-- edited\n', { flag: 'a' });
+    await expect(migrate({ adminUrl: db.adminUrl, dir })).rejects.toThrow(
+      /migration 0001_foundation\.sql was changed after it was applied/,
+    );
+  });
+
+  it('put every table under forced row-level security with a tenant_id column', async () => {
+    const { rows } = await admin.query<{
+      relname: string;
+      relrowsecurity: boolean;
+      relforcerowsecurity: boolean;
+      has_tenant: boolean;
+    }>(
+      `SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+              EXISTS (SELECT FROM information_schema.columns
+                       WHERE table_name = c.relname AND column_name = 'tenant_id') AS has_tenant
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> 'schema_migrations'`,
+    );
+    expect(rows.length).toBeGreaterThanOrEqual(3);
+    for (const row of rows)
+      expect(row, row.relname).toMatchObject({
+        relrowsecurity: true,
+        relforcerowsecurity: true,
+        has_tenant: true,
+      });
+  });
+});
+
+describe('row-level security', () => {
+  it('shows a tenant only its own rows, even without a WHERE clause', async () => {
+    const rows = await withTenant(
+      app,
+      'acme',
+      async (client) =>
+        (await client.query<{ tenant_id: string; code: string }>('SELECT tenant_id, code FROM kpis')).rows,
+    );
+    expect(rows).toEqual([{ tenant_id: 'acme', code: 'orders' }]);
+    const theirs = await withTenant(
+      app,
+      'acme',
+      async (client) =>
+        (await client.query<{ n: number }>("SELECT count(*)::int AS n FROM kpis WHERE tenant_id = 'globex'"))
+          .rows[0],
+    );
+    expect(theirs).toEqual({ n: 0 });
+  });
+
+  it('shows nothing when no tenant is set', async () => {
+    const { rows } = await app.query('SELECT * FROM kpis');
+    expect(rows).toEqual([]);
+  });
+
+  it('refuses writing a row into another tenant', async () => {
+    await expect(
+      withTenant(app, 'acme', (client) =>
+        client.query(
+          `INSERT INTO kpis (tenant_id, code, name, event_name, aggregation) VALUES ('globex', 'x', 'x', 'e', 'COUNT')`,
+        ),
+      ),
+    ).rejects.toThrow(/row-level security/);
+    const updated = await withTenant(app, 'acme', (client) =>
+      client.query(`UPDATE kpis SET name = 'mine' WHERE tenant_id = 'globex'`),
+    );
+    expect(updated.rowCount).toBe(0);
+  });
+
+  it('keeps the tenant setting to its own transaction', async () => {
+    await withTenant(app, 'globex', (client) => client.query('SELECT 1'));
+    const { rows } = await app.query("SELECT coalesce(current_setting('app.tenant_id', true), '') AS tenant");
+    expect(rows.every((r: { tenant: string }) => r.tenant === '')).toBe(true);
+  });
+
+  it('accepts the application role and refuses one that can bypass it', async () => {
+    await expect(assertRowLevelSecurity(app)).resolves.toBeUndefined();
+    await expect(assertRowLevelSecurity(admin)).rejects.toThrow(/can bypass row-level security/);
+    const { rows } = await app.query<{ rolsuper: boolean; rolbypassrls: boolean }>(
+      'SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user',
+    );
+    expect(rows).toEqual([{ rolsuper: false, rolbypassrls: false }]);
+  });
+});

@@ -1,0 +1,240 @@
+import { readFileSync } from 'node:fs';
+import { buildClientSchema, buildSchema, getIntrospectionQuery, type IntrospectionQuery } from 'graphql';
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestPlatform, type TestPlatform } from './support/platform.ts';
+
+const DEFINE = `mutation ($input: KpiInput!) { defineKpi(input: $input) { code name unit aggregation dimensions window } }`;
+const READ = `query ($code: ID!) { kpi(code: $code) { code name unit } kpis { code } }`;
+
+let platform: TestPlatform;
+let admin: string;
+
+beforeAll(async () => {
+  platform = await startTestPlatform();
+  admin = await platform.token('acme', ['admin']);
+});
+afterAll(() => platform?.stop());
+
+describe('federated KPI definitions through the gateway', () => {
+  it('defines a KPI and reads it back with kpi(code) and kpis', async () => {
+    const input = {
+      code: 'checkout.revenue',
+      name: 'Revenue',
+      unit: 'EUR',
+      eventName: 'checkout.completed',
+      aggregation: 'SUM',
+      valueField: 'amount',
+      dimensions: ['country'],
+    };
+    const defined = await platform.graphql(DEFINE, { token: admin, variables: { input } });
+    expect(defined.body.errors).toBeUndefined();
+    expect(defined.body.data?.['defineKpi']).toEqual({
+      code: 'checkout.revenue',
+      name: 'Revenue',
+      unit: 'EUR',
+      aggregation: 'SUM',
+      dimensions: ['country'],
+      window: '24h',
+    });
+    const read = await platform.graphql(READ, { token: admin, variables: { code: 'checkout.revenue' } });
+    expect(read.status).toBe(200);
+    expect(read.body.data).toEqual({
+      kpi: { code: 'checkout.revenue', name: 'Revenue', unit: 'EUR' },
+      kpis: [{ code: 'checkout.revenue' }],
+    });
+  });
+
+  it('resolves fields of every subgraph for one KPI in one query', async () => {
+    const { body } = await platform.graphql(
+      `{ kpi(code: "checkout.revenue") { name current { value } series(timeRange: { start: "2026-11-01T00:00:00Z", end: "2026-11-02T00:00:00Z", interval: "1h" }) { value } insights { id } } }`,
+      { token: admin },
+    );
+    expect(body.errors).toBeUndefined();
+    // Nothing has been ingested or detected yet: no value, no buckets, no insights.
+    expect(body.data).toEqual({ kpi: { name: 'Revenue', current: null, series: [], insights: [] } });
+  });
+
+  it('shows another tenant none of it', async () => {
+    const other = await platform.token('globex', ['admin']);
+    const { body } = await platform.graphql(READ, { token: other, variables: { code: 'checkout.revenue' } });
+    expect(body.data).toEqual({ kpi: null, kpis: [] });
+  });
+
+  it('refuses defineKpi to a viewer with FORBIDDEN and changes nothing', async () => {
+    const viewer = await platform.token('acme', ['viewer']);
+    const input = { code: 'checkout.revenue', name: 'Hijacked', eventName: 'x', aggregation: 'COUNT' };
+    const { body } = await platform.graphql(DEFINE, { token: viewer, variables: { input } });
+    expect(body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    const read = await platform.graphql(READ, { token: viewer, variables: { code: 'checkout.revenue' } });
+    expect((read.body.data?.['kpi'] as { name: string }).name).toBe('Revenue');
+  });
+
+  it('refuses an ingest-only token reading KPIs', async () => {
+    const ingest = await platform.token('acme', ['ingest']);
+    const { body } = await platform.graphql(READ, { token: ingest, variables: { code: 'checkout.revenue' } });
+    expect(body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+  });
+
+  it('answers a request without a token with 401 UNAUTHENTICATED', async () => {
+    const { status, body } = await platform.graphql('{ kpis { code } }');
+    expect(status).toBe(401);
+    expect(body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('answers a forged token with 401 UNAUTHENTICATED', async () => {
+    const [header, payload] = admin.split('.');
+    const forged = `${header}.${payload}.${Buffer.from('not-a-signature').toString('base64url')}`;
+    const { status, body } = await platform.graphql('{ kpis { code } }', { token: forged });
+    expect(status).toBe(401);
+    expect(body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('validates definitions with BAD_USER_INPUT naming the field', async () => {
+    const cases = [
+      [{ code: 'Bad Code', name: 'x', eventName: 'e', aggregation: 'COUNT' }, /code: expected lowercase/],
+      [{ code: 'a.b', name: 'x', eventName: 'e', aggregation: 'SUM' }, /valueField: a SUM KPI needs/],
+      [{ code: 'a.c', name: 'x', aggregation: 'FORMULA', formula: 'nope.kpi * 2' }, /unknown KPI "nope.kpi"/],
+      [
+        { code: 'a.d', name: 'x', aggregation: 'FORMULA', formula: 'checkout.revenue * (' },
+        /formula: expected/,
+      ],
+    ] as const;
+    for (const [input, message] of cases) {
+      const { body } = await platform.graphql(DEFINE, { token: admin, variables: { input } });
+      expect(body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+      expect(body.errors?.[0]?.message).toMatch(message);
+    }
+  });
+
+  it('refuses a formula that would close a cycle', async () => {
+    const define = (code: string, formula: string) =>
+      platform.graphql(DEFINE, {
+        token: admin,
+        variables: { input: { code, name: code, aggregation: 'FORMULA', formula } },
+      });
+    expect((await define('f.one', 'checkout.revenue * 2')).body.errors).toBeUndefined();
+    expect((await define('f.two', 'f.one + 1')).body.errors).toBeUndefined();
+    const { body } = await define('f.one', 'f.two / 2');
+    expect(body.errors?.[0]?.message).toMatch(/cycle: f\.one -> f\.two -> f\.one/);
+  });
+});
+
+describe('definition changes on NATS', () => {
+  it('announces each new version once on metadata.<tenant>.changed in the envelope of runtime.md', async () => {
+    const nc = await connect({ servers: platform.config.NATS_URL! });
+    try {
+      const token = await platform.token('initech', ['analyst']);
+      const input = {
+        code: 'web.sessions',
+        name: 'Sessions',
+        eventName: 'session.started',
+        aggregation: 'COUNT',
+      };
+      const first = await platform.graphql(DEFINE, { token, variables: { input } });
+      expect(first.body.errors).toBeUndefined();
+      // The same definition again is no change; a new name is version 2.
+      await platform.graphql(DEFINE, { token, variables: { input } });
+      await platform.graphql(DEFINE, { token, variables: { input: { ...input, name: 'Web sessions' } } });
+      const consumer = await jetstream(nc).consumers.get('METADATA', {
+        filter_subjects: 'metadata.initech.changed',
+        deliver_policy: DeliverPolicy.All,
+      });
+      const messages = await consumer.fetch({ max_messages: 10, expires: 1_000 });
+      const seen: Array<{
+        tenant: string;
+        event_type: string;
+        payload: { code: string; version: number; name: string };
+      }> = [];
+      for await (const message of messages) seen.push(message.json());
+      expect(
+        seen.map((m) => [m.tenant, m.event_type, m.payload.code, m.payload.version, m.payload.name]),
+      ).toEqual([
+        ['initech', 'kpi.defined', 'web.sessions', 1, 'Sessions'],
+        ['initech', 'kpi.defined', 'web.sessions', 2, 'Web sessions'],
+      ]);
+    } finally {
+      await nc.close();
+    }
+  });
+});
+
+describe('subgraphs hold callers to the same rules when called directly', () => {
+  for (const name of ['metadata', 'metrics', 'reports', 'insights'] as const) {
+    it(`${name} refuses a request without a token`, async () => {
+      const { status, body } = await platform.graphql('{ _service { sdl } }', {
+        url: platform.subgraphUrls[name],
+      });
+      expect(status).toBe(401);
+      expect(body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    });
+  }
+
+  it('metadata answers _entities only within the token tenant', async () => {
+    const query = `query ($r: [_Any!]!) { _entities(representations: $r) { ... on Kpi { code name } } }`;
+    const variables = { r: [{ __typename: 'Kpi', code: 'checkout.revenue' }] };
+    const own = await platform.graphql(query, {
+      token: admin,
+      variables,
+      url: platform.subgraphUrls.metadata,
+    });
+    expect(own.body.data).toEqual({ _entities: [{ code: 'checkout.revenue', name: 'Revenue' }] });
+    const other = await platform.token('globex', ['admin']);
+    const theirs = await platform.graphql(query, {
+      token: other,
+      variables,
+      url: platform.subgraphUrls.metadata,
+    });
+    expect(theirs.body.data).toEqual({ _entities: [null] });
+  });
+});
+
+describe('the gateway schema', () => {
+  it('has every type, field and argument of the contract (introspection)', async () => {
+    const { body } = await platform.graphql(getIntrospectionQuery(), { token: admin });
+    const ours = buildClientSchema(body.data as unknown as IntrospectionQuery);
+    const contractSdl = readFileSync(new URL('../../shared/contract/api.graphql', import.meta.url), 'utf8');
+    const contract = buildSchema(contractSdl.replace(/@key\([^)]*\)/g, ''));
+    const missing: string[] = [];
+    for (const type of Object.values(contract.getTypeMap())) {
+      if (type.name.startsWith('__')) continue;
+      const mine = ours.getType(type.name);
+      if (!mine) missing.push(type.name);
+      else if ('getFields' in type && 'getFields' in mine) {
+        const fields = mine.getFields() as Record<string, { args?: Array<{ name: string }> }>;
+        for (const [name, field] of Object.entries(
+          type.getFields() as Record<string, { args?: Array<{ name: string }> }>,
+        )) {
+          if (!fields[name]) missing.push(`${type.name}.${name}`);
+          for (const arg of field.args ?? []) {
+            if (!fields[name]?.args?.some((a) => a.name === arg.name))
+              missing.push(`${type.name}.${name}(${arg.name})`);
+          }
+        }
+      }
+    }
+    expect(missing).toEqual([]);
+    expect(Object.keys(contract.getTypeMap()).length).toBeGreaterThan(30);
+  });
+
+  it('allows anonymous introspection in dev mode only', async () => {
+    const { status, body } = await platform.graphql('{ __schema { queryType { name } } }');
+    expect(status).toBe(200);
+    expect(body.data).toEqual({ __schema: { queryType: { name: 'Query' } } });
+  });
+
+  it('reports readiness of every subgraph, Postgres and NATS', async () => {
+    const response = await fetch(new URL('/readyz', platform.gatewayUrl));
+    const body = (await response.json()) as { checks: Record<string, boolean> };
+    expect(response.status).toBe(200);
+    expect(Object.keys(body.checks).sort()).toEqual([
+      'insights',
+      'metadata',
+      'metrics',
+      'nats',
+      'postgres',
+      'reports',
+    ]);
+  });
+});
