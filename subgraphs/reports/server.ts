@@ -23,7 +23,7 @@ export async function startReports(config: Config, logger: Logger): Promise<Runn
   const readiness = { postgres: () => pingDatabase(pool), nats: () => pingBroker(broker.nc) };
   let draining = false;
 
-  const app = Fastify({ loggerInstance: logger, disableRequestLogging: true, bodyLimit: 1_048_576 });
+  const app = Fastify({ bodyLimit: 1_048_576 });
   app.decorateRequest('principal', null);
   // No subgraph trusts anything but a verifiable token: not the gateway, not a tenant header.
   app.addHook('onRequest', async (request, reply) => {

@@ -1,0 +1,135 @@
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+/** How a child process ended. */
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** Options of spawnTied. */
+export interface SpawnTiedOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  stdio?: StdioOptions;
+  /** The signal that asks this child to stop gracefully; also what it receives if the parent dies. */
+  stopSignal?: NodeJS.Signals;
+}
+
+// Every child we started and that has not exited yet, with the signal that stops it.
+const live = new Map<ChildProcess, NodeJS.Signals>();
+let exitHookInstalled = false;
+
+/** The absolute path of an executable found on PATH, or undefined. */
+export function findOnPath(name: string): string | undefined {
+  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}
+
+// setpriv (util-linux) sets PR_SET_PDEATHSIG before exec: the kernel signals the child when we die,
+// even by SIGKILL, which no 'exit' handler can cover.
+const setpriv = process.platform === 'linux' ? findOnPath('setpriv') : undefined;
+
+/**
+ * Spawns a child that never outlives this process: tracked and signalled on 'exit', and on Linux also
+ * tied by the kernel. Tied children get their own process group so a terminal Ctrl-C reaches only us
+ * and we stop them in order; untied ones stay in our group so the terminal's signals still reach them.
+ */
+export function spawnTied(command: string, args: string[], options: SpawnTiedOptions = {}): ChildProcess {
+  const stopSignal = options.stopSignal ?? 'SIGTERM';
+  const tied = tiedCommand(command, args, stopSignal);
+  const child = spawn(tied.command, tied.args, {
+    env: options.env ?? process.env,
+    cwd: options.cwd,
+    stdio: options.stdio ?? 'pipe',
+    detached: tied.detached,
+  });
+  track(child, stopSignal);
+  return child;
+}
+
+/** The command line and process-group choice that tie a child to this process (see spawnTied). */
+export function tiedCommand(
+  command: string,
+  args: string[],
+  deathSignal: NodeJS.Signals,
+): { command: string; args: string[]; detached: boolean } {
+  if (!setpriv) return { command, args, detached: false };
+  return { command: setpriv, args: ['--pdeathsig', deathSignal, '--', command, ...args], detached: true };
+}
+
+/** Remembers a child started elsewhere (e.g. by a library) so it is signalled when this process exits. */
+export function track(child: ChildProcess, stopSignal: NodeJS.Signals): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    // 'exit' handlers must be synchronous: we can only send the signal, not wait for the child.
+    process.on('exit', () => {
+      for (const [proc, signal] of live) proc.kill(signal);
+    });
+  }
+  if (hasExited(child)) return;
+  live.set(child, stopSignal);
+  child.once('exit', () => live.delete(child));
+}
+
+/** Every tracked child that is still running. */
+export function liveChildren(): ChildProcess[] {
+  return [...live.keys()];
+}
+
+/** True once the child has exited (its 'exit' event has fired or is due). */
+export function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+/** Resolves when the child has exited; at once if it already has. */
+export function waitForExit(child: ChildProcess): Promise<ExitStatus> {
+  if (hasExited(child)) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+}
+
+/** Sends signal, waits up to timeoutMs for the child to exit, then SIGKILLs it and waits again. */
+export async function stopChild(
+  child: ChildProcess,
+  signal: NodeJS.Signals = 'SIGTERM',
+  timeoutMs = 5000,
+): Promise<ExitStatus> {
+  if (hasExited(child)) return waitForExit(child);
+  const exited = waitForExit(child);
+  child.kill(signal);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>(
+    (resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)),
+  );
+  const first = await Promise.race([exited, timedOut]);
+  clearTimeout(timer);
+  if (first !== 'timeout') return first;
+  child.kill('SIGKILL');
+  return exited;
+}
+
+/** Keeps the last lines a child wrote, to explain why it failed. */
+export function outputTail(child: ChildProcess, onLine?: (line: string) => void, keep = 30): () => string {
+  const lines: string[] = [];
+  const collect = (chunk: Buffer) => {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (!line.trim()) continue;
+      onLine?.(line);
+      lines.push(line);
+      if (lines.length > keep) lines.shift();
+    }
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  return () => lines.join('\n');
+}

@@ -1,0 +1,102 @@
+// The quick start: `node scripts/start.ts` brings the platform up, and Ctrl-C takes all of it down.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isPortFree, pollUntil } from '../scripts/network.ts';
+import { createTestDatabase, services, type TestDatabase } from './support/services.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const ports = {
+  GATEWAY_PORT: 4000,
+  METADATA_PORT: 4001,
+  METRICS_PORT: 4002,
+  REPORTS_PORT: 4003,
+  INSIGHTS_PORT: 4004,
+};
+const UP_LINE = 'Pulsegraph is up: http://127.0.0.1:4000/graphql';
+
+// A zombie (exited, not yet reaped by an init that may never reap it) counts as gone.
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+describe('npm start', () => {
+  let database: TestDatabase;
+  let dataDir: string;
+  let start: ChildProcess | undefined;
+  let output = '';
+  const servicePids = () => [...output.matchAll(/started (\w+) \(pid (\d+)\)/g)].map((m) => Number(m[2]));
+
+  beforeAll(async () => {
+    for (const [name, port] of Object.entries(ports)) {
+      if (!(await isPortFree(port))) {
+        throw new Error(`start.test.ts needs the default ports 4000-4004, but ${port} (${name}) is in use`);
+      }
+    }
+    database = await createTestDatabase();
+    dataDir = await mkdtemp(join(tmpdir(), 'pulsegraph-start-'));
+  });
+
+  afterAll(async () => {
+    // Only reached with something running when an assertion failed midway: leave nothing behind.
+    if (start && start.exitCode === null && start.signalCode === null) start.kill('SIGKILL');
+    for (const pid of servicePids()) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+    await database?.drop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it(
+    'comes up, answers /readyz, and on SIGINT stops every process it started',
+    { timeout: 150_000 },
+    async () => {
+      const { natsUrl, redisUrl } = services();
+      const child = spawn(process.execPath, ['scripts/start.ts'], {
+        cwd: root,
+        env: {
+          ...process.env,
+          NODE_ENV: 'development',
+          DATABASE_URL: database.appUrl,
+          DATABASE_ADMIN_URL: database.adminUrl,
+          NATS_URL: natsUrl,
+          REDIS_URL: redisUrl,
+          DATA_DIR: dataDir,
+          LOG_LEVEL: 'info',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      start = child;
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+      const up = await pollUntil(() => Promise.resolve(output.includes(UP_LINE)), {
+        timeoutMs: 60_000,
+        intervalMs: 200,
+        stop: () => child.exitCode !== null,
+      });
+      expect(up, `no "Pulsegraph is up" line within 60 s; output:\n${output.slice(-4000)}`).toBe(true);
+      expect((await fetch('http://127.0.0.1:4000/readyz')).status).toBe(200);
+      const pids = servicePids();
+      expect(pids).toHaveLength(5);
+
+      child.kill('SIGINT');
+      expect(await exited, `start did not exit cleanly; output:\n${output.slice(-4000)}`).toBe(0);
+      expect(pids.filter(isRunning)).toEqual([]);
+      for (const port of Object.values(ports))
+        expect(await isPortFree(port), `port ${port} still taken`).toBe(true);
+    },
+  );
+});
