@@ -18,6 +18,7 @@ import {
 } from '../lib/service.ts';
 import { connectBroker, pingBroker } from '../streams/connection.ts';
 import { createGateway } from './gateway.ts';
+import { createIngestEndpoint } from './ingestEndpoint.ts';
 
 /** Probes a subgraph's own /readyz next to its GraphQL endpoint. */
 function subgraphReady(graphqlUrl: string): () => Promise<boolean> {
@@ -49,6 +50,11 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   const broker = config.NATS_URL ? await connectBroker(config.NATS_URL, 'gateway', logger) : undefined;
   if (broker) readiness['nats'] = () => pingBroker(broker.nc);
   collectDefaultMetrics();
+  const ingestEndpoint = createIngestEndpoint({
+    yoga: gateway.yoga,
+    logger,
+    maxBodyBytes: config.INGEST_MAX_BODY_BYTES,
+  });
 
   let draining = false;
   const handler = withHealthRoutes(
@@ -57,6 +63,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
         void register
           .metrics()
           .then((text) => res.writeHead(200, { 'content-type': register.contentType }).end(text));
+        return;
+      }
+      if (req.url?.split('?')[0] === '/events') {
+        ingestEndpoint(req, res);
         return;
       }
       void gateway.yoga(req, res, { req, res });

@@ -50,6 +50,8 @@ const schema = z.object({
   JWT_AUDIENCE: z.string().min(1).default('pulsegraph'),
   SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
+  // Largest body POST /events reads (default 10 MiB); larger ones get 413 before any parsing.
+  INGEST_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(10_485_760),
 });
 
 /** The validated settings of runtime.md, shared by every process. */

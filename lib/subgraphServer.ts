@@ -1,4 +1,5 @@
 import { buildSubgraphSchema } from '@apollo/subgraph';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse, type DocumentNode, type GraphQLResolveInfo, type GraphQLScalarType } from 'graphql';
 import type pg from 'pg';
@@ -34,7 +35,7 @@ type ApolloResolvers = Extract<
 >['resolvers'];
 
 /** What every resolver of a subgraph receives: its dependencies plus the verified caller. */
-export type SubgraphContext<Deps> = Deps & { principal: Principal; logger: Logger };
+export type SubgraphContext<Deps> = Deps & { principal: Principal; logger: Logger; requestId: string };
 
 /** Options of a graphql-yoga subgraph. */
 export interface SubgraphOptions<Deps> {
@@ -67,11 +68,9 @@ export function createSubgraphHandler<Deps extends object>(options: SubgraphOpti
       if (!token)
         throw requestError('UNAUTHENTICATED', 'authentication required: send Authorization: Bearer <token>');
       const principal = await options.verifier.verify(token);
-      const logger = options.logger.child({
-        tenant: principal.tenant,
-        requestId: request.headers.get('x-request-id'),
-      });
-      return { ...options.deps, principal, logger };
+      const requestId = request.headers.get('x-request-id') ?? randomUUID();
+      const logger = options.logger.child({ tenant: principal.tenant, requestId });
+      return { ...options.deps, principal, logger, requestId };
     },
   });
   return {

@@ -42,6 +42,10 @@ export const subjects = {
     `insights.${tenantToken(tenant)}.${detailToken('a context', context)}`,
   reportJobs: (tenant: string) => `reports.${tenantToken(tenant)}.jobs`,
   metadataChanged: (tenant: string) => `metadata.${tenantToken(tenant)}.changed`,
+  /** Core NATS (no stream): the writer tells calculators which KPIs' rollups changed. */
+  rollupsUpdated: (tenant: string) => `rollups.${tenantToken(tenant)}.updated`,
+  /** Every tenant's rollupsUpdated, for subscribing. */
+  allRollupsUpdated: 'rollups.*.updated',
 } as const;
 
 /** Whether a string can be used as the detail part of a subject (event names, KPI codes, contexts). */

@@ -52,8 +52,15 @@ describe('federated KPI definitions through the gateway', () => {
       { token: admin },
     );
     expect(body.errors).toBeUndefined();
-    // Nothing has been ingested or detected yet: no value, no buckets, no insights.
-    expect(body.data).toEqual({ kpi: { name: 'Revenue', current: null, series: [], insights: [] } });
+    // Nothing has been ingested or detected yet: a revenue of 0 in each of the 24 hourly buckets, no insights.
+    expect(body.data).toEqual({
+      kpi: {
+        name: 'Revenue',
+        current: { value: 0 },
+        series: Array.from({ length: 24 }, () => ({ value: 0 })),
+        insights: [],
+      },
+    });
   });
 
   it('shows another tenant none of it', async () => {

@@ -90,7 +90,17 @@ describe('npm start', () => {
       expect(up, `no "Pulsegraph is up" line within 60 s; output:\n${output.slice(-4000)}`).toBe(true);
       expect((await fetch('http://127.0.0.1:4000/readyz')).status).toBe(200);
       const pids = servicePids();
-      expect(pids).toHaveLength(5);
+      // Four subgraphs, the gateway, the event writer and the KPI calculator.
+      expect([...output.matchAll(/started (\w+) \(pid/g)].map((m) => m[1]).sort()).toEqual([
+        'calculator',
+        'gateway',
+        'insights',
+        'metadata',
+        'metrics',
+        'reports',
+        'writer',
+      ]);
+      expect(pids).toHaveLength(7);
 
       child.kill('SIGINT');
       expect(await exited, `start did not exit cleanly; output:\n${output.slice(-4000)}`).toBe(0);

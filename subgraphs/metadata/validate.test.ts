@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkFormula, normaliseKpiInput, windowMinutes, type KpiInput } from './validate.ts';
+import { windowMinutes } from '../../lib/durations.ts';
+import { checkFormula, normaliseKpiInput, type KpiInput } from './validate.ts';
 
 const base: KpiInput = {
   code: 'checkout.revenue',

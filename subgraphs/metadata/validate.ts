@@ -1,4 +1,5 @@
 import { KPI_CODE, FormulaError, findCycle, formulaReferences, parseFormula } from '../../lib/formula.ts';
+import { windowMinutes } from '../../lib/durations.ts';
 import { appError } from '../../lib/errors.ts';
 import { isSubjectToken } from '../../streams/subjects.ts';
 import type { KpiDefinition } from './store.ts';
@@ -19,16 +20,7 @@ export interface KpiInput {
 }
 
 const ATTRIBUTE_PATH = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
-const WINDOW = /^(\d{1,4})(m|h|d|w)$/;
-const WINDOW_MINUTES = { m: 1, h: 60, d: 1440, w: 10_080 } as const;
 const MAX_WINDOW_MINUTES = 400 * 1440;
-
-/** Minutes in a window such as "15m", "24h", "7d"; undefined when malformed. */
-export function windowMinutes(window: string): number | undefined {
-  const match = WINDOW.exec(window);
-  if (!match) return undefined;
-  return Number(match[1]) * WINDOW_MINUTES[match[2] as keyof typeof WINDOW_MINUTES];
-}
 
 interface Issue {
   field: string;

@@ -1,41 +1,184 @@
+import { withTenant } from '../../db/pool.ts';
 import { authorize } from '../../lib/auth.ts';
+import { intervalMs } from '../../lib/durations.ts';
 import { appError } from '../../lib/errors.ts';
 import { scalars } from '../../lib/scalars.ts';
 import type { PlatformDeps, SubgraphContext } from '../../lib/subgraphServer.ts';
+import { currentRange } from './calculator.ts';
+import { ingestEvents } from './ingest.ts';
+import { KpiCalculator, type ComputedValue } from './kpiValues.ts';
+import { eventStore, type KpiDefinition } from './store.ts';
 
 type Context = SubgraphContext<PlatformDeps>;
 
-// The event pipeline (ingestion, rollups, KPI values) is not built yet: nothing is stored, so
-// reads honestly answer "no values" and writes say plainly that they are not available.
-const notYet = (what: string) => () => {
-  throw appError('NOT_IMPLEMENTED', `${what} is not available yet in this version of Pulsegraph`);
-};
+interface TimeRangeInput {
+  start: Date;
+  end: Date;
+  interval?: string | null;
+}
+
+const MAX_BUCKETS = 10_000;
+const DEFAULT_INTERVAL = '1h';
+
+// The definitions of the caller's tenant, read once per request however many KPIs it resolves.
+const definitionsByRequest = new WeakMap<Context, Promise<Map<string, KpiDefinition>>>();
+function definitionsOf(context: Context): Promise<Map<string, KpiDefinition>> {
+  let definitions = definitionsByRequest.get(context);
+  if (!definitions) {
+    definitions = withTenant(context.pool, context.principal.tenant, (client) =>
+      eventStore.definitions(client),
+    );
+    definitionsByRequest.set(context, definitions);
+  }
+  return definitions;
+}
+
+function checkRange(range: TimeRangeInput): { from: Date; to: Date; interval: number; label: string } {
+  const label = range.interval ?? DEFAULT_INTERVAL;
+  const interval = intervalMs(label);
+  if (interval === undefined) {
+    throw appError(
+      'BAD_USER_INPUT',
+      `timeRange.interval: expected 1m to 1d such as 5m, 1h or 1d, but got "${label}"`,
+    );
+  }
+  if (!(range.start < range.end)) throw appError('BAD_USER_INPUT', 'timeRange: expected start before end');
+  const buckets = (range.end.getTime() - range.start.getTime()) / interval;
+  if (buckets > MAX_BUCKETS) {
+    throw appError(
+      'BAD_USER_INPUT',
+      `timeRange: ${Math.ceil(buckets)} buckets of ${label}; at most ${MAX_BUCKETS}`,
+    );
+  }
+  return { from: range.start, to: range.end, interval, label };
+}
+
+function dimensionFilter(dimensions: unknown): Record<string, unknown> {
+  if (dimensions === null || dimensions === undefined) return {};
+  if (typeof dimensions !== 'object' || Array.isArray(dimensions)) {
+    throw appError('BAD_USER_INPUT', 'dimensions: expected an object such as { "country": "DE" }');
+  }
+  return Object.fromEntries(Object.entries(dimensions).map(([k, v]) => [k, v === null ? null : String(v)]));
+}
+
+const kpiValue = (code: string, value: ComputedValue, cursor: string) => ({
+  kpi: { code },
+  value: value.value,
+  at: value.at,
+  dimensions: value.dimensions,
+  cursor,
+});
+
+const METRIC_TYPE: Record<string, string> = { COUNT: 'COUNTER', SUM: 'COUNTER', DISTINCT_COUNT: 'COUNTER' };
+const metricType = (aggregation: string) =>
+  METRIC_TYPE[aggregation] ?? (aggregation.startsWith('P') ? 'SUMMARY' : 'GAUGE');
 
 /** Resolvers of the metrics subgraph. */
 export const resolvers = {
   ...scalars,
   Query: {
-    metrics: (_: unknown, __: unknown, context: Context) => {
-      authorize(context.principal, 'read');
-      return [];
+    metrics: async (
+      _: unknown,
+      args: { names: string[]; timeRange: TimeRangeInput; dimensions?: string[] | null },
+      context: Context,
+    ) => {
+      const { tenant } = authorize(context.principal, 'read');
+      const range = checkRange(args.timeRange);
+      const definitions = await definitionsOf(context);
+      const groupBy = args.dimensions ?? [];
+      return withTenant(context.pool, tenant, async (client) => {
+        const calculator = new KpiCalculator(client, definitions);
+        const metrics = [];
+        for (const name of args.names) {
+          const kpi = definitions.get(name);
+          const values: ComputedValue[] = kpi
+            ? await calculator.series(name, range, {}, kpi.aggregation === 'FORMULA' ? [] : groupBy)
+            : (await eventStore.eventCounts(client, { name, ...range, intervalMs: range.interval })).map(
+                (c) => ({
+                  at: c.at,
+                  value: c.count,
+                  dimensions: null,
+                }),
+              );
+          for (const value of values) {
+            if (value.value === null) continue;
+            metrics.push({
+              id: `${name}@${value.at.toISOString()}${value.dimensions ? JSON.stringify(value.dimensions) : ''}`,
+              name,
+              type: metricType(kpi?.aggregation ?? 'COUNT'),
+              value: value.value,
+              timestamp: value.at,
+              dimensions: value.dimensions,
+              metadata: {
+                unit: kpi?.unit ?? null,
+                aggregation: kpi?.aggregation ?? 'COUNT',
+                interval: range.label,
+                retention: null,
+              },
+            });
+          }
+        }
+        return metrics;
+      });
     },
   },
   Mutation: {
-    ingestEvents: (_: unknown, __: unknown, context: Context) => {
-      authorize(context.principal, 'ingest');
-      return notYet('ingestEvents')();
-    },
+    ingestEvents: (_: unknown, args: { events: unknown[] }, context: Context) =>
+      ingestEvents(context, args.events),
   },
   Subscription: {
-    kpiUpdated: { subscribe: notYet('kpiUpdated') },
-    metricUpdates: { subscribe: notYet('metricUpdates') },
+    kpiUpdated: {
+      subscribe: () => {
+        throw appError(
+          'NOT_IMPLEMENTED',
+          "kpiUpdated is served by the gateway's subscription engine, not built yet",
+        );
+      },
+    },
+    metricUpdates: {
+      subscribe: () => {
+        throw appError(
+          'NOT_IMPLEMENTED',
+          "metricUpdates is served by the gateway's subscription engine, not built yet",
+        );
+      },
+    },
   },
   Kpi: {
     __resolveReference: (reference: { code: string }, context: Context) => {
       authorize(context.principal, 'read');
       return reference;
     },
-    current: () => null,
-    series: () => [],
+    current: async (kpi: { code: string }, args: { dimensions?: unknown }, context: Context) => {
+      const { tenant } = authorize(context.principal, 'read');
+      const definitions = await definitionsOf(context);
+      const definition = definitions.get(kpi.code);
+      if (!definition) return null;
+      const { from, to } = currentRange(definition.window);
+      const dims = dimensionFilter(args.dimensions);
+      const value = await withTenant(context.pool, tenant, (client) =>
+        new KpiCalculator(client, definitions).valueOver(kpi.code, from, to, dims),
+      );
+      const at = new Date();
+      return kpiValue(
+        kpi.code,
+        { at, value, dimensions: Object.keys(dims).length ? (dims as Record<string, string>) : null },
+        `c:${at.getTime()}`,
+      );
+    },
+    series: async (
+      kpi: { code: string },
+      args: { timeRange: TimeRangeInput; dimensions?: unknown },
+      context: Context,
+    ) => {
+      const { tenant } = authorize(context.principal, 'read');
+      const range = checkRange(args.timeRange);
+      const definitions = await definitionsOf(context);
+      const dims = dimensionFilter(args.dimensions);
+      const values = await withTenant(context.pool, tenant, (client) =>
+        new KpiCalculator(client, definitions).series(kpi.code, range, dims),
+      );
+      return values.map((value) => kpiValue(kpi.code, value, `s:${value.at.getTime()}`));
+    },
   },
 };

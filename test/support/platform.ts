@@ -9,8 +9,11 @@ import type { RunningService } from '../../lib/service.ts';
 import { startInsights } from '../../subgraphs/insights/server.ts';
 import { startMetadata } from '../../subgraphs/metadata/server.ts';
 import { startMetrics } from '../../subgraphs/metrics/server.ts';
+import { startCalculator } from '../../subgraphs/metrics/calculator.ts';
+import { startWriter } from '../../subgraphs/metrics/writer.ts';
 import { startReports } from '../../subgraphs/reports/server.ts';
-import { createTestDatabase, services } from './services.ts';
+import { startNats, type ServerHandle } from '../../scripts/localServices.ts';
+import { createTestDatabase } from './services.ts';
 
 /** A GraphQL response body. */
 export interface GraphQLBody {
@@ -25,6 +28,8 @@ export interface TestPlatform {
   gatewayUrl: string;
   subgraphUrls: Record<'metadata' | 'metrics' | 'reports' | 'insights', string>;
   adminUrl: string;
+  /** This platform's own nats-server: streams and durable consumers are not shared with other test files. */
+  nats: ServerHandle;
   /** A dev token for the tenant with the given roles. */
   token(tenant: string, roles: string[]): Promise<string>;
   /** POSTs a GraphQL operation to url (the gateway by default). */
@@ -35,11 +40,15 @@ export interface TestPlatform {
   stop(): Promise<void>;
 }
 
-/** Starts the four subgraphs and the gateway in-process against a fresh database. */
-export async function startTestPlatform(): Promise<TestPlatform> {
-  const { natsUrl } = services();
+/**
+ * Starts the four subgraphs and the gateway in-process against a fresh database and a nats-server of
+ * its own; with `workers`, also the event writer and the KPI calculator.
+ */
+export async function startTestPlatform(options: { workers?: boolean } = {}): Promise<TestPlatform> {
   const db = await createTestDatabase();
   const dataDir = await mkdtemp(join(tmpdir(), 'pulsegraph-test-'));
+  const nats = await startNats({ storeDir: join(dataDir, 'nats') });
+  const natsUrl = nats.url;
   const base = {
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
@@ -63,6 +72,9 @@ export async function startTestPlatform(): Promise<TestPlatform> {
       return service.url;
     }),
   );
+  if (options.workers) {
+    for (const start of [startWriter, startCalculator]) running.push(await start(config, logger));
+  }
   const subgraphUrls = { metadata: metadata!, metrics: metrics!, reports: reports!, insights: insights! };
   const gateway = await startGateway(
     loadConfig({
@@ -81,6 +93,7 @@ export async function startTestPlatform(): Promise<TestPlatform> {
     gatewayUrl: gateway.url,
     subgraphUrls,
     adminUrl: db.adminUrl,
+    nats,
     token: (tenant, roles) => signDevToken(dataDir, { tenant, roles }),
     async graphql(query, options = {}) {
       const response = await fetch(options.url ?? gateway.url, {
@@ -95,6 +108,7 @@ export async function startTestPlatform(): Promise<TestPlatform> {
     },
     async stop() {
       for (const service of running.reverse()) await service.close();
+      await nats.stop();
       await db.drop();
     },
   };

@@ -1,0 +1,104 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstreamManager,
+  JetStreamApiError,
+  type ConsumerConfig,
+  type JetStreamClient,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from '../lib/logger.ts';
+import { Stream, type StreamName } from './subjects.ts';
+
+/** A durable pull consumer of the platform. */
+export interface DurableConsumer {
+  stream: StreamName;
+  config: Partial<ConsumerConfig> & { durable_name: string };
+}
+
+const base = { ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All };
+
+/** The durable consumers, by role: each process creates the ones it reads at start. */
+export const consumers = {
+  /** Writes events to Postgres with their rollups; acks after commit. */
+  writer: {
+    stream: Stream.EVENTS,
+    config: {
+      ...base,
+      durable_name: 'writer',
+      // A batch commits within seconds; after a crash its messages come back this soon.
+      ack_wait: nanos(15_000),
+      max_deliver: -1,
+      max_ack_pending: 20_000,
+    },
+  },
+  /** Recomputes a KPI's rollups from stored events when its definition changes (long: it signals progress). */
+  backfill: {
+    stream: Stream.METADATA,
+    config: { ...base, durable_name: 'rollup-backfill', ack_wait: nanos(60_000), max_deliver: -1 },
+  },
+} satisfies Record<string, DurableConsumer>;
+
+/** Creates the durable consumer or updates it to this config; safe from every instance at start. */
+export async function ensureConsumer(nc: NatsConnection, consumer: DurableConsumer): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.consumers.info(consumer.stream, consumer.config.durable_name);
+    const { deliver_policy: _fixed, ...changeable } = consumer.config;
+    await jsm.consumers.update(consumer.stream, consumer.config.durable_name, changeable);
+  } catch (error) {
+    if (!(error instanceof JetStreamApiError) || error.status !== 404) throw error;
+    await jsm.consumers.add(consumer.stream, consumer.config);
+  }
+}
+
+/**
+ * Pulls batches from a durable consumer until the signal aborts and hands each to `handle`, which
+ * must ack, nak or term every message. A handler failure naks the batch with a growing delay, so a
+ * broken dependency (Postgres down) backs off instead of spinning.
+ */
+export async function pullBatches(
+  js: JetStreamClient,
+  consumer: DurableConsumer,
+  options: { batch: number; expiresMs: number; signal: AbortSignal; logger: Logger },
+  handle: (messages: JsMsg[]) => Promise<void>,
+): Promise<void> {
+  const source = await js.consumers.get(consumer.stream, consumer.config.durable_name);
+  let failures = 0;
+  while (!options.signal.aborted) {
+    let messages: JsMsg[] = [];
+    try {
+      const batch = await source.fetch({ max_messages: options.batch, expires: options.expiresMs });
+      for await (const message of batch) messages.push(message);
+    } catch (error) {
+      options.logger.warn({ err: error }, 'fetch failed; retrying');
+      await sleep(Math.min(5_000, 250 * 2 ** failures++), options.signal);
+      continue;
+    }
+    if (!messages.length) continue;
+    try {
+      await handle(messages);
+      failures = 0;
+    } catch (error) {
+      const delay = Math.min(10_000, 250 * 2 ** failures++);
+      options.logger.error(
+        { err: error, messages: messages.length, retryInMs: delay },
+        'batch failed; will retry',
+      );
+      for (const message of messages) message.nak(delay);
+      messages = [];
+      await sleep(delay, options.signal);
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,233 @@
+import type { TenantClient } from '../../db/pool.ts';
+import type { DistinctValue, Resolution, RollupDelta } from './rollups.ts';
+import type { Sketch } from './sketch.ts';
+
+/** Rollup rows added up over some buckets. */
+export interface RollupTotals {
+  count: number;
+  sum: number;
+  min: number | null;
+  max: number | null;
+  sketch: Sketch | null;
+}
+
+/** A time range handled by one resolution. */
+export interface Segment {
+  resolution: Resolution;
+  from: Date;
+  to: Date;
+}
+
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
+
+const ceilTo = (t: number, ms: number) => Math.ceil(t / ms) * ms;
+const floorTo = (t: number, ms: number) => Math.floor(t / ms) * ms;
+
+/**
+ * Splits [start, end) (minute aligned) into the coarsest rollups that cover it exactly: whole days
+ * from 1d rows, whole hours from 1h rows, the rest from 1m rows.
+ */
+export function segmentsOf(start: Date, end: Date): Segment[] {
+  const segments: Segment[] = [];
+  const push = (resolution: Resolution, from: number, to: number) => {
+    if (from < to) segments.push({ resolution, from: new Date(from), to: new Date(to) });
+  };
+  const byHours = (from: number, to: number) => {
+    const hourFrom = ceilTo(from, HOUR);
+    const hourTo = floorTo(to, HOUR);
+    if (hourFrom >= hourTo) return push('1m', from, to);
+    push('1m', from, hourFrom);
+    push('1h', hourFrom, hourTo);
+    push('1m', hourTo, to);
+  };
+  const from = floorTo(start.getTime(), MINUTE);
+  const to = floorTo(end.getTime(), MINUTE);
+  const dayFrom = ceilTo(from, DAY);
+  const dayTo = floorTo(to, DAY);
+  if (dayFrom >= dayTo) {
+    byHours(from, to);
+  } else {
+    byHours(from, dayFrom);
+    push('1d', dayFrom, dayTo);
+    byHours(dayTo, to);
+  }
+  return segments;
+}
+
+function sortKey(row: { kpiCode: string; bucket: Date; dims: object }, extra = ''): string {
+  return `${row.kpiCode}|${extra}|${row.bucket.toISOString()}|${JSON.stringify(row.dims)}`;
+}
+
+interface TotalsRow {
+  count: string | null;
+  sum: string | null;
+  min: string | null;
+  max: string | null;
+  sketch: Sketch | null;
+}
+
+const toTotals = (row: TotalsRow | undefined): RollupTotals => ({
+  count: Number(row?.count ?? 0),
+  sum: Number(row?.sum ?? 0),
+  min: row?.min == null ? null : Number(row.min),
+  max: row?.max == null ? null : Number(row.max),
+  sketch: row?.sketch ?? null,
+});
+
+/** SQL for rollups; every call runs in a tenant-scoped transaction, so RLS confines it. */
+export const rollupStore = {
+  /** Adds deltas to the rollup rows, in a fixed order so concurrent writers cannot deadlock. */
+  async apply(
+    client: TenantClient,
+    tenant: string,
+    rollups: RollupDelta[],
+    distinct: DistinctValue[],
+  ): Promise<void> {
+    if (rollups.length) {
+      const rows = [...rollups].sort((a, b) =>
+        sortKey(a, a.resolution).localeCompare(sortKey(b, b.resolution)),
+      );
+      await client.query(
+        `INSERT INTO rollups AS r (tenant_id, kpi_code, resolution, bucket, dims, count, sum, min, max, sketch)
+         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[], $6::bigint[],
+                                  $7::numeric[], $8::numeric[], $9::numeric[], $10::jsonb[])
+         ON CONFLICT (tenant_id, kpi_code, resolution, bucket, dims) DO UPDATE SET
+           count = r.count + EXCLUDED.count,
+           sum = r.sum + EXCLUDED.sum,
+           min = LEAST(r.min, EXCLUDED.min),
+           max = GREATEST(r.max, EXCLUDED.max),
+           sketch = sketch_merge(r.sketch, EXCLUDED.sketch)`,
+        [
+          tenant,
+          rows.map((r) => r.kpiCode),
+          rows.map((r) => r.resolution),
+          rows.map((r) => r.bucket),
+          rows.map((r) => JSON.stringify(r.dims)),
+          rows.map((r) => r.count),
+          rows.map((r) => r.sum),
+          rows.map((r) => r.min),
+          rows.map((r) => r.max),
+          rows.map((r) => (r.sketch ? JSON.stringify(r.sketch) : null)),
+        ],
+      );
+    }
+    if (distinct.length) {
+      const rows = [...distinct].sort((a, b) => sortKey(a, a.value).localeCompare(sortKey(b, b.value)));
+      await client.query(
+        `INSERT INTO rollup_distinct (tenant_id, kpi_code, bucket, dims, value)
+         SELECT $1, * FROM unnest($2::text[], $3::timestamptz[], $4::jsonb[], $5::text[])
+         ON CONFLICT DO NOTHING`,
+        [
+          tenant,
+          rows.map((r) => r.kpiCode),
+          rows.map((r) => r.bucket),
+          rows.map((r) => JSON.stringify(r.dims)),
+          rows.map((r) => r.value),
+        ],
+      );
+    }
+  },
+
+  /** Removes every rollup of a KPI (before a backfill recomputes them from the stored events). */
+  async clear(client: TenantClient, kpiCode: string): Promise<void> {
+    await client.query('DELETE FROM rollups WHERE kpi_code = $1', [kpiCode]);
+    await client.query('DELETE FROM rollup_distinct WHERE kpi_code = $1', [kpiCode]);
+  },
+
+  /** Totals of a KPI over segments, for rows whose dimension values contain `dims`. */
+  async totals(
+    client: TenantClient,
+    kpiCode: string,
+    segments: Segment[],
+    dims: object,
+  ): Promise<RollupTotals> {
+    if (!segments.length) return toTotals(undefined);
+    const params: unknown[] = [kpiCode, JSON.stringify(dims)];
+    const ranges = segments.map((s) => {
+      params.push(s.resolution, s.from, s.to);
+      const n = params.length;
+      return `(resolution = $${n - 2} AND bucket >= $${n - 1} AND bucket < $${n})`;
+    });
+    const { rows } = await client.query<TotalsRow>(
+      `SELECT sum(count) AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max, sketch_merge_agg(sketch) AS sketch
+         FROM rollups WHERE kpi_code = $1 AND dims @> $2::jsonb AND (${ranges.join(' OR ')})`,
+      params,
+    );
+    return toTotals(rows[0]);
+  },
+
+  /** Distinct values of a KPI in [from, to), for rows whose dimension values contain `dims`. */
+  async distinctCount(
+    client: TenantClient,
+    kpiCode: string,
+    from: Date,
+    to: Date,
+    dims: object,
+  ): Promise<number> {
+    const { rows } = await client.query<{ n: string }>(
+      `SELECT count(DISTINCT value) AS n FROM rollup_distinct
+        WHERE kpi_code = $1 AND dims @> $2::jsonb AND bucket >= $3 AND bucket < $4`,
+      [kpiCode, JSON.stringify(dims), from, to],
+    );
+    return Number(rows[0]?.n ?? 0);
+  },
+
+  /**
+   * Totals per interval bucket (aligned to the Unix epoch) from one resolution, grouped by the
+   * values of `groupBy` dimensions when given. Runs on rollups only: the caller picks a resolution
+   * that divides the interval.
+   */
+  async series(
+    client: TenantClient,
+    query: {
+      kpiCode: string;
+      resolution: Resolution;
+      from: Date;
+      to: Date;
+      intervalMs: number;
+      dims: object;
+      groupBy: string[];
+    },
+  ): Promise<Array<RollupTotals & { at: Date; group: Record<string, string | null> }>> {
+    const { rows } = await client.query<TotalsRow & { at: Date; group: Record<string, string | null> }>(
+      `SELECT at, grp AS "group", sum(count) AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max,
+              sketch_merge_agg(sketch) AS sketch
+         FROM (SELECT date_bin(make_interval(secs => $5::double precision / 1000), bucket, 'epoch') AS at,
+                      (SELECT coalesce(jsonb_object_agg(g, dims -> g), '{}') FROM unnest($7::text[]) AS g) AS grp,
+                      count, sum, min, max, sketch
+                 FROM rollups
+                WHERE kpi_code = $1 AND resolution = $2 AND bucket >= $3 AND bucket < $4 AND dims @> $6::jsonb) bucketed
+        GROUP BY at, grp ORDER BY at`,
+      [
+        query.kpiCode,
+        query.resolution,
+        query.from,
+        query.to,
+        query.intervalMs,
+        JSON.stringify(query.dims),
+        query.groupBy,
+      ],
+    );
+    return rows.map((row) => ({ ...toTotals(row), at: row.at, group: row.group }));
+  },
+
+  /** Distinct counts per interval bucket, grouped like series. */
+  async distinctSeries(
+    client: TenantClient,
+    query: { kpiCode: string; from: Date; to: Date; intervalMs: number; dims: object; groupBy: string[] },
+  ): Promise<Array<{ at: Date; group: Record<string, string | null>; count: number }>> {
+    const { rows } = await client.query<{ at: Date; group: Record<string, string | null>; n: string }>(
+      `SELECT at, grp AS "group", count(DISTINCT value) AS n
+         FROM (SELECT date_bin(make_interval(secs => $4::double precision / 1000), bucket, 'epoch') AS at,
+                      (SELECT coalesce(jsonb_object_agg(g, dims -> g), '{}') FROM unnest($6::text[]) AS g) AS grp,
+                      value
+                 FROM rollup_distinct
+                WHERE kpi_code = $1 AND bucket >= $2 AND bucket < $3 AND dims @> $5::jsonb) bucketed
+        GROUP BY at, grp ORDER BY at`,
+      [query.kpiCode, query.from, query.to, query.intervalMs, JSON.stringify(query.dims), query.groupBy],
+    );
+    return rows.map((row) => ({ at: row.at, group: row.group, count: Number(row.n) }));
+  },
+};
