@@ -4,7 +4,8 @@ import {
   type GraphQLDataSourceProcessOptions,
 } from '@apollo/gateway';
 import { useApolloFederation } from '@envelop/apollo-federation';
-import { createYoga } from 'graphql-yoga';
+import { GraphQLError } from 'graphql';
+import { createYoga, maskError } from 'graphql-yoga';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { TokenVerifier } from '../lib/auth.ts';
@@ -34,6 +35,17 @@ class AuthForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
   }
 }
 
+/**
+ * Masks unexpected errors in production, but keeps the ones the platform raises on purpose: a
+ * subgraph's error arrives with its stable `extensions.code` (subgraphs mask their own unexpected
+ * errors), and yoga's default would hide it as "Unexpected error.".
+ */
+function keepPlatformErrors(error: unknown, message: string, isDev?: boolean): Error {
+  const code = error instanceof GraphQLError ? error.extensions['code'] : undefined;
+  if (typeof code === 'string' && code !== 'INTERNAL_SERVER_ERROR') return error as GraphQLError;
+  return maskError(error, message, isDev);
+}
+
 /** Builds the gateway: @apollo/gateway over the supergraph, served by graphql-yoga. */
 export async function createGateway(options: GatewayOptions) {
   // One keep-alive pool per process for all subgraph traffic.
@@ -60,7 +72,7 @@ export async function createGateway(options: GatewayOptions) {
     landingPage: false,
     graphiql: false,
     logging: false,
-    maskedErrors: options.production,
+    maskedErrors: options.production ? { maskError: keepPlatformErrors } : false,
     plugins: [
       useAuth({
         verifier: options.verifier,

@@ -1,4 +1,4 @@
-import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RELATIVE_ACCURACY } from '../subgraphs/metrics/sketch.ts';
@@ -243,6 +243,30 @@ describe('KPI values', () => {
       });
       const seqs = seen.map((s) => s.seq);
       expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    } finally {
+      await nc.close();
+    }
+  });
+});
+
+describe('poison messages on EVENTS', () => {
+  it('are terminated while the events around them are stored, and the consumer does not stall', async () => {
+    const nc = await connect({ servers: platform.nats.url });
+    try {
+      const js = jetstream(nc);
+      await js.publish('events.shop.order.placed', 'not json at all', { msgID: 'poison-1' });
+      await js.publish('events.shop.order.placed', JSON.stringify({ tenant: 'shop' }), { msgID: 'poison-2' });
+      const { body } = await platform.graphql(INGEST, {
+        token,
+        variables: { events: [{ ...orders[0]!, id: 'after-poison' }] },
+      });
+      expect(body.data).toEqual({ ingestEvents: { accepted: 1, duplicates: 0, rejected: [] } });
+      await eventually(async () => (await current('orders')) === orders.length + 1);
+      const jsm = await jetstreamManager(nc);
+      await eventually(async () => {
+        const info = await jsm.consumers.info('EVENTS', 'writer');
+        return info.num_ack_pending === 0 && info.num_pending === 0;
+      });
     } finally {
       await nc.close();
     }

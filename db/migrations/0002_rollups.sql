@@ -42,18 +42,21 @@ CREATE TABLE rollup_distinct (
   PRIMARY KEY (tenant_id, kpi_code, bucket, dims, value)
 );
 
-DO $$
-DECLARE t text;
+-- Puts a table under the tenant isolation of 0001 (forced RLS on app.tenant_id, DML for pulsegraph_app).
+-- Every later migration calls this for each table it creates.
+CREATE FUNCTION pulsegraph_isolate_tenants(t regclass) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-  FOREACH t IN ARRAY ARRAY['rollups', 'rollup_distinct'] LOOP
-    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-    EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-    EXECUTE format(
-      'CREATE POLICY tenant_isolation ON %I USING (tenant_id = current_setting(''app.tenant_id'', true)) '
-      'WITH CHECK (tenant_id = current_setting(''app.tenant_id'', true))', t);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO pulsegraph_app', t);
-  END LOOP;
+  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
+  EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', t);
+  EXECUTE format(
+    'CREATE POLICY tenant_isolation ON %s USING (tenant_id = current_setting(''app.tenant_id'', true)) '
+    'WITH CHECK (tenant_id = current_setting(''app.tenant_id'', true))', t);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO pulsegraph_app', t);
 END $$;
+REVOKE ALL ON FUNCTION pulsegraph_isolate_tenants(regclass) FROM PUBLIC;
+
+SELECT pulsegraph_isolate_tenants('rollups');
+SELECT pulsegraph_isolate_tenants('rollup_distinct');
 GRANT EXECUTE ON FUNCTION sketch_merge(jsonb, jsonb) TO pulsegraph_app;
 GRANT EXECUTE ON FUNCTION sketch_merge_agg(jsonb) TO pulsegraph_app;
 

@@ -1,4 +1,5 @@
 import type { TenantClient } from '../../db/pool.ts';
+import { metricReads } from '../../lib/metrics.ts';
 import type { DistinctValue, Resolution, RollupDelta } from './rollups.ts';
 import type { Sketch } from './sketch.ts';
 
@@ -143,6 +144,7 @@ export const rollupStore = {
     segments: Segment[],
     dims: object,
   ): Promise<RollupTotals> {
+    metricReads.inc({ source: 'rollups' });
     if (!segments.length) return toTotals(undefined);
     const params: unknown[] = [kpiCode, JSON.stringify(dims)];
     const ranges = segments.map((s) => {
@@ -166,6 +168,7 @@ export const rollupStore = {
     to: Date,
     dims: object,
   ): Promise<number> {
+    metricReads.inc({ source: 'rollups' });
     const { rows } = await client.query<{ n: string }>(
       `SELECT count(DISTINCT value) AS n FROM rollup_distinct
         WHERE kpi_code = $1 AND dims @> $2::jsonb AND bucket >= $3 AND bucket < $4`,
@@ -191,6 +194,7 @@ export const rollupStore = {
       groupBy: string[];
     },
   ): Promise<Array<RollupTotals & { at: Date; group: Record<string, string | null> }>> {
+    metricReads.inc({ source: 'rollups' });
     const { rows } = await client.query<TotalsRow & { at: Date; group: Record<string, string | null> }>(
       `SELECT at, grp AS "group", sum(count) AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max,
               sketch_merge_agg(sketch) AS sketch
@@ -218,6 +222,7 @@ export const rollupStore = {
     client: TenantClient,
     query: { kpiCode: string; from: Date; to: Date; intervalMs: number; dims: object; groupBy: string[] },
   ): Promise<Array<{ at: Date; group: Record<string, string | null>; count: number }>> {
+    metricReads.inc({ source: 'rollups' });
     const { rows } = await client.query<{ at: Date; group: Record<string, string | null>; n: string }>(
       `SELECT at, grp AS "group", count(DISTINCT value) AS n
          FROM (SELECT date_bin(make_interval(secs => $4::double precision / 1000), bucket, 'epoch') AS at,

@@ -1,4 +1,5 @@
 import type { TenantClient } from '../../db/pool.ts';
+import { metricReads } from '../../lib/metrics.ts';
 import type { ValidEvent } from '../../lib/events.ts';
 import type { RollupKpi, StoredEvent } from './rollups.ts';
 
@@ -103,6 +104,7 @@ export const eventStore = {
     client: TenantClient,
     query: { name: string; from: Date; to: Date; intervalMs: number },
   ): Promise<Array<{ at: Date; count: number }>> {
+    metricReads.inc({ source: 'events' });
     const { rows } = await client.query<{ at: Date; n: string }>(
       `SELECT date_bin(make_interval(secs => $4::double precision / 1000), ts, 'epoch') AS at, count(*) AS n
          FROM events WHERE name = $1 AND ts >= $2 AND ts < $3 GROUP BY 1 ORDER BY 1`,

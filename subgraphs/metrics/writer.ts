@@ -83,7 +83,8 @@ async function handleEvents(pool: pg.Pool, broker: Broker, logger: Logger, messa
       byTenant.set(tenant, group);
     } catch (error) {
       logger.error({ err: error, seq: message.seq, subject: message.subject }, 'poison message terminated');
-      message.term((error as Error).message);
+      // No reason argument: nats-server before 2.10.4 ignores a +TERM that carries one.
+      message.term();
     }
   }
   for (const [tenant, group] of byTenant) {
@@ -105,7 +106,8 @@ async function handleDefinitions(
     const change = message.json<Envelope<{ code?: string }>>();
     const code = change.payload?.code;
     if (typeof change.tenant !== 'string' || typeof code !== 'string') {
-      message.term('not a KPI definition change');
+      logger.error({ seq: message.seq, subject: message.subject }, 'not a KPI definition change; terminated');
+      message.term();
       continue;
     }
     // Each page tells JetStream the message is still being worked on, so a long backfill is not redelivered.
