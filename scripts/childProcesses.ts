@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 /** How a child process ended. */
@@ -132,4 +132,18 @@ export function outputTail(child: ChildProcess, onLine?: (line: string) => void,
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
   return () => lines.join('\n');
+}
+
+/** Whether a process runs; a zombie (exited, not yet reaped by an init that may never reap it) counts as gone. */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
 }

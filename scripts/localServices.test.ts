@@ -1,26 +1,11 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findOnPath } from './childProcesses.ts';
+import { findOnPath, isRunning } from './childProcesses.ts';
 import { requireBinary, startNats, startRedis, type ServerHandle } from './localServices.ts';
 import { isPortFree, pollUntil, readFirstLine } from './network.ts';
-
-// A zombie (exited, not yet reaped by an init that may never reap it) counts as gone.
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
-  }
-}
 
 describe('local services', () => {
   let dir: string;

@@ -1,10 +1,10 @@
 // The quick start: `node scripts/start.ts` brings the platform up, and Ctrl-C takes all of it down.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isRunning } from '../scripts/childProcesses.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isPortFree, pollUntil } from '../scripts/network.ts';
 import { createTestDatabase, services, type TestDatabase } from './support/services.ts';
@@ -18,20 +18,6 @@ const ports = {
   INSIGHTS_PORT: 4004,
 };
 const UP_LINE = 'Pulsegraph is up: http://127.0.0.1:4000/graphql';
-
-// A zombie (exited, not yet reaped by an init that may never reap it) counts as gone.
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
-  }
-}
 
 describe('npm start', () => {
   let database: TestDatabase;
