@@ -57,6 +57,9 @@ export async function createGateway(options: GatewayOptions) {
       signal: AbortSignal.timeout(options.subgraphTimeoutMs),
     })) as unknown as RemoteGraphQLDataSource['fetcher'];
   const subgraphUrls: Record<string, string> = {};
+  // @apollo/gateway otherwise sends usage metrics to Apollo and probes cloud metadata addresses
+  // (169.254.169.254) from every gateway; an operator who wants that sets APOLLO_TELEMETRY_DISABLED=false.
+  process.env['APOLLO_TELEMETRY_DISABLED'] ??= 'true';
   const gateway = new ApolloGateway({
     supergraphSdl: options.supergraphSdl,
     logger: options.logger,

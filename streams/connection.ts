@@ -79,3 +79,10 @@ export async function pingBroker(nc: NatsConnection): Promise<boolean> {
     return false;
   }
 }
+
+/** The stream sequence of the last message on a subject, or 0 when there is none. */
+export async function lastSequence(nc: NatsConnection, stream: string, subject: string): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  const message = await jsm.streams.getMessage(stream, { last_by_subj: subject });
+  return message?.seq ?? 0;
+}

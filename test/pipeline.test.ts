@@ -1,6 +1,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeCursor } from '../streams/cursor.ts';
 import { RELATIVE_ACCURACY } from '../subgraphs/metrics/sketch.ts';
 import { startTestPlatform, type TestPlatform } from './support/platform.ts';
 
@@ -243,6 +244,11 @@ describe('KPI values', () => {
       });
       const seqs = seen.map((s) => s.seq);
       expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+      // current's cursor is the position of the KPI's latest value in the stream.
+      const data = await query<{ kpi: { current: { cursor: string } } }>(
+        `{ kpi(code: "orders") { current { cursor } } }`,
+      );
+      expect(decodeCursor(data.kpi.current.cursor)).toBe(seqs.at(-1));
     } finally {
       await nc.close();
     }

@@ -4,6 +4,9 @@ import { intervalMs } from '../../lib/durations.ts';
 import { appError } from '../../lib/errors.ts';
 import { scalars } from '../../lib/scalars.ts';
 import type { PlatformDeps, SubgraphContext } from '../../lib/subgraphServer.ts';
+import { lastSequence } from '../../streams/connection.ts';
+import { encodeCursor } from '../../streams/cursor.ts';
+import { Stream, subjects } from '../../streams/subjects.ts';
 import { currentRange } from './calculator.ts';
 import { ingestEvents } from './ingest.ts';
 import { KpiCalculator, type ComputedValue } from './kpiValues.ts';
@@ -159,12 +162,10 @@ export const resolvers = {
       const value = await withTenant(context.pool, tenant, (client) =>
         new KpiCalculator(client, definitions).valueOver(kpi.code, from, to, dims),
       );
-      const at = new Date();
-      return kpiValue(
-        kpi.code,
-        { at, value, dimensions: Object.keys(dims).length ? (dims as Record<string, string>) : null },
-        `c:${at.getTime()}`,
-      );
+      // The cursor is this KPI's position in the KPI stream: subscribing after it misses nothing.
+      const seq = await lastSequence(context.broker.nc, Stream.KPI, subjects.kpi(tenant, kpi.code));
+      const dimensions = Object.keys(dims).length ? (dims as Record<string, string>) : null;
+      return kpiValue(kpi.code, { at: new Date(), value, dimensions }, encodeCursor(seq));
     },
     series: async (
       kpi: { code: string },
