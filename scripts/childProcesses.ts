@@ -138,8 +138,9 @@ export function outputTail(child: ChildProcess, onLine?: (line: string) => void,
 export function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
-  } catch {
-    return false;
+  } catch (error) {
+    // EPERM: it exists but belongs to another user (e.g. postgres started for root).
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
   try {
     return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));

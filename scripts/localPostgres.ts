@@ -4,7 +4,7 @@ import { chmod, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import pg from 'pg';
-import { stopChild, tiedCommand, track } from './childProcesses.ts';
+import { isRunning, stopChild, tiedCommand, track } from './childProcesses.ts';
 import { freePort, pollUntil } from './network.ts';
 import { readOrCreateSecret, readSecret } from './secretFile.ts';
 
@@ -170,20 +170,11 @@ async function withServerTied(start: () => Promise<void>): Promise<void> {
 async function stopStalePostmaster(dataDir: string, log: (line: string) => void): Promise<void> {
   const text = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
   const pid = Number(text?.split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid) || !(await isPostgres(pid))) return;
+  if (!Number.isInteger(pid) || pid <= 0 || !isRunning(pid) || !(await isPostgres(pid))) return;
   log(`a postgres from an earlier run (pid ${pid}) still holds ${dataDir}; stopping it`);
   process.kill(pid, 'SIGINT');
-  if (!(await pollUntil(() => Promise.resolve(!isAlive(pid)), { timeoutMs: 15_000 }))) {
+  if (!(await pollUntil(() => Promise.resolve(!isRunning(pid)), { timeoutMs: 15_000 }))) {
     throw new Error(`postgres pid ${pid} from an earlier run still holds ${dataDir}; stop it and retry`);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -212,35 +212,24 @@ export function createGenerator(options: GeneratorOptions): Generator {
   };
   const webSource = (device: string) => (device === 'mobile' && random() < 0.6 ? 'mobile' : 'web');
 
+  // A visitor's page view or session: who, from where, on which device, plus what the kind adds.
+  const webVisit = (extra: () => Record<string, unknown>) => {
+    const user = pickUser();
+    return {
+      source: webSource(user.device),
+      attributes: { user_id: user.userId, country: user.country, device: user.device, ...extra() },
+    };
+  };
+
   const attributesOf = (
     kind: EventKind,
     time: Date,
   ): { source: string; attributes: Record<string, unknown> } => {
     switch (kind.name) {
-      case 'page.viewed': {
-        const user = pickUser();
-        return {
-          source: webSource(user.device),
-          attributes: {
-            user_id: user.userId,
-            country: user.country,
-            device: user.device,
-            path: weighted(random, PATHS),
-          },
-        };
-      }
-      case 'session.started': {
-        const user = pickUser();
-        return {
-          source: webSource(user.device),
-          attributes: {
-            user_id: user.userId,
-            country: user.country,
-            device: user.device,
-            channel: weighted(random, CHANNELS),
-          },
-        };
-      }
+      case 'page.viewed':
+        return webVisit(() => ({ path: weighted(random, PATHS) }));
+      case 'session.started':
+        return webVisit(() => ({ channel: weighted(random, CHANNELS) }));
       case 'checkout.completed': {
         const user = pickUser();
         const hour = time.getUTCHours();

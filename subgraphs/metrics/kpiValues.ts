@@ -46,6 +46,7 @@ export function resolutionFor(interval: number): Resolution {
 export class KpiCalculator {
   private readonly definitions: Map<string, KpiDefinition>;
   private readonly client: TenantClient;
+  private readonly values = new Map<string, Promise<number | null>>();
 
   constructor(client: TenantClient, definitions: Map<string, KpiDefinition>) {
     this.client = client;
@@ -53,11 +54,22 @@ export class KpiCalculator {
   }
 
   /** The KPI's value over [from, to), restricted to rows with these dimension values. */
-  async valueOver(
+  valueOver(code: string, from: Date, to: Date, dims: Record<string, unknown> = {}): Promise<number | null> {
+    // Memoised per calculator: a formula and the KPIs it is built on are often asked for together.
+    const key = `${code}|${from.getTime()}|${to.getTime()}|${JSON.stringify(dims)}`;
+    let value = this.values.get(key);
+    if (!value) {
+      value = this.computeOver(code, from, to, dims);
+      this.values.set(key, value);
+    }
+    return value;
+  }
+
+  private async computeOver(
     code: string,
     from: Date,
     to: Date,
-    dims: Record<string, unknown> = {},
+    dims: Record<string, unknown>,
   ): Promise<number | null> {
     const kpi = this.definitions.get(code);
     if (!kpi) return null;
