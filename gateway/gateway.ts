@@ -1,16 +1,18 @@
-import {
-  ApolloGateway,
-  RemoteGraphQLDataSource,
-  type GraphQLDataSourceProcessOptions,
-} from '@apollo/gateway';
-import { useApolloFederation } from '@envelop/apollo-federation';
-import { GraphQLError } from 'graphql';
-import { createYoga, maskError } from 'graphql-yoga';
+// The federated gateway: our own query-plan executor over @apollo/query-planner serves queries and
+// mutations through graphql-yoga, and the subscription engine serves graphql-ws and SSE.
+import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { createYoga, maskError, type Plugin } from 'graphql-yoga';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Agent, fetch as undiciFetch } from 'undici';
 import type { TokenVerifier } from '../lib/auth.ts';
+import { requestError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
+import type { StreamFeeds } from '../streams/feeds.ts';
+import { executeOperation } from './execution/execute.ts';
+import { createSubgraphFetcher, type Caller } from './execution/subgraphFetcher.ts';
+import { loadSupergraph, type LoadedSupergraph } from './execution/supergraph.ts';
 import { useAuth, type GatewayContext } from './plugins/useAuth.ts';
+import { SubscriptionEngine } from './subscriptions/engine.ts';
+import { UpstreamSubscriptions } from './subscriptions/upstream.ts';
 
 /** Options of the federated gateway. */
 export interface GatewayOptions {
@@ -22,17 +24,21 @@ export interface GatewayOptions {
   production: boolean;
   allowAnonymousIntrospection: boolean;
   subgraphTimeoutMs: number;
+  /** JetStream feeds for stream-bound subscription fields (absent without NATS). */
+  feeds?: StreamFeeds;
+  /** Results a subscriber may have queued before it is closed as too slow. */
+  subscriberQueueLimit?: number;
 }
 
-/** Forwards the caller's Authorization and request id to every subgraph fetch. */
-class AuthForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
-  override willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>): void {
-    const incoming = (context as Partial<GatewayContext>).request?.headers;
-    const authorization = incoming?.get('authorization');
-    if (authorization) request.http?.headers.set('authorization', authorization);
-    const requestId = incoming?.get('x-request-id');
-    if (requestId) request.http?.headers.set('x-request-id', requestId);
-  }
+/** The gateway: HTTP handler, subscription engine, and the supergraph it serves (swappable). */
+export type Gateway = ReturnType<typeof createGateway>;
+
+/** The caller's credentials as forwarded to subgraphs. */
+export function callerOf(headers: { get(name: string): string | null }): Caller {
+  return {
+    authorization: headers.get('authorization') ?? undefined,
+    requestId: headers.get('x-request-id') ?? undefined,
+  };
 }
 
 /**
@@ -46,30 +52,55 @@ function keepPlatformErrors(error: unknown, message: string, isDev?: boolean): E
   return maskError(error, message, isDev);
 }
 
-/** Builds the gateway: @apollo/gateway over the supergraph, served by graphql-yoga. */
-export async function createGateway(options: GatewayOptions) {
-  // One keep-alive pool per process for all subgraph traffic.
-  const agent = new Agent({ keepAliveTimeout: 30_000, connections: 128, pipelining: 1 });
-  const fetcher = ((url: string, init: Parameters<typeof undiciFetch>[1]) =>
-    undiciFetch(url, {
-      ...init,
-      dispatcher: agent,
-      signal: AbortSignal.timeout(options.subgraphTimeoutMs),
-    })) as unknown as RemoteGraphQLDataSource['fetcher'];
-  const subgraphUrls: Record<string, string> = {};
-  // @apollo/gateway otherwise sends usage metrics to Apollo and probes cloud metadata addresses
-  // (169.254.169.254) from every gateway; an operator who wants that sets APOLLO_TELEMETRY_DISABLED=false.
-  process.env['APOLLO_TELEMETRY_DISABLED'] ??= 'true';
-  const gateway = new ApolloGateway({
-    supergraphSdl: options.supergraphSdl,
+/** Builds the gateway over a supergraph SDL. */
+export function createGateway(options: GatewayOptions) {
+  let supergraph = loadSupergraph(options.supergraphSdl);
+  const urls = () => {
+    const resolved = new Map(supergraph.routingUrls);
+    for (const [name, url] of Object.entries(options.subgraphUrls)) if (url) resolved.set(name, url);
+    return resolved;
+  };
+  const fetcher = createSubgraphFetcher({ urls, timeoutMs: options.subgraphTimeoutMs });
+  const upstream = new UpstreamSubscriptions(urls, options.logger);
+  const engine = new SubscriptionEngine({
+    feeds: options.feeds,
+    fetch: fetcher.fetch,
+    upstream,
     logger: options.logger,
-    buildService: ({ name, url }) => {
-      const target = options.subgraphUrls[name] ?? url!;
-      subgraphUrls[name] = target;
-      return new AuthForwardingDataSource({ url: target, fetcher });
-    },
+    capacity: options.subscriberQueueLimit ?? 1_000,
   });
-  await gateway.load();
+  let setSchema: ((schema: LoadedSupergraph['schema']) => void) | undefined;
+  const execution: Plugin<GatewayContext> = {
+    onPluginInit(context) {
+      setSchema = context.setSchema;
+      setSchema(supergraph.schema);
+    },
+    onExecute({ args, setExecuteFn }) {
+      const { contextValue, document, operationName, variableValues } = args as ExecutionArgs & {
+        contextValue: GatewayContext;
+      };
+      setExecuteFn(() =>
+        executeOperation({
+          supergraph,
+          document,
+          operationName,
+          variables: (variableValues ?? {}),
+          caller: callerOf(contextValue.request.headers),
+          fetch: fetcher.fetch,
+        }),
+      );
+    },
+    onSubscribe({ setSubscribeFn }) {
+      setSubscribeFn(() => ({
+        errors: [
+          requestError(
+            'BAD_REQUEST',
+            'subscriptions run over graphql-ws (WebSocket) or SSE (Accept: text/event-stream)',
+          ),
+        ],
+      }));
+    },
+  };
   const yoga = createYoga<{ req: IncomingMessage; res: ServerResponse }, GatewayContext>({
     graphqlEndpoint: '/graphql',
     landingPage: false,
@@ -81,16 +112,34 @@ export async function createGateway(options: GatewayOptions) {
         verifier: options.verifier,
         allowAnonymousIntrospection: options.allowAnonymousIntrospection,
       }),
-      useApolloFederation({ gateway, logger: options.logger }),
+      execution,
     ],
   });
   return {
     yoga,
+    engine,
+    fetch: fetcher.fetch,
+    /** The supergraph being served now. */
+    get supergraph() {
+      return supergraph;
+    },
     /** Subgraph name -> the URL the gateway routes to. */
-    subgraphUrls,
+    get subgraphUrls(): Record<string, string> {
+      return Object.fromEntries(urls());
+    },
+    /**
+     * Serves a new supergraph from now on; throws (and keeps the old one) when it does not load.
+     * Running subscriptions keep the plan they started with, so none is dropped.
+     */
+    reload(sdl: string): void {
+      const next = loadSupergraph(sdl);
+      supergraph = next;
+      setSchema?.(next.schema);
+    },
     async close() {
-      await gateway.stop();
-      await agent.close();
+      engine.close();
+      upstream.close();
+      await fetcher.close();
     },
   };
 }

@@ -17,8 +17,11 @@ import {
   type RunningService,
 } from '../lib/service.ts';
 import { connectBroker, pingBroker } from '../streams/connection.ts';
+import { StreamFeeds } from '../streams/feeds.ts';
 import { createGateway } from './gateway.ts';
 import { createIngestEndpoint } from './ingestEndpoint.ts';
+import { createSseHandler, wantsEventStream } from './transports/sse.ts';
+import { attachWebSocket } from './transports/websocket.ts';
 
 /** Probes a subgraph's own /readyz next to its GraphQL endpoint. */
 function subgraphReady(graphqlUrl: string): () => Promise<boolean> {
@@ -28,7 +31,10 @@ function subgraphReady(graphqlUrl: string): () => Promise<boolean> {
 
 /** Starts the gateway over the supergraph at config.SUPERGRAPH_PATH on config.GATEWAY_PORT. */
 export async function startGateway(config: Config, logger: Logger): Promise<RunningService> {
-  const gateway = await createGateway({
+  const verifier = await createTokenVerifier(config);
+  const broker = config.NATS_URL ? await connectBroker(config.NATS_URL, 'gateway', logger) : undefined;
+  const feeds = broker ? new StreamFeeds(broker.nc, broker.js, logger) : undefined;
+  const gateway = createGateway({
     supergraphSdl: await readFile(config.SUPERGRAPH_PATH, 'utf8'),
     subgraphUrls: {
       metadata: config.SUBGRAPH_METADATA_URL,
@@ -36,18 +42,20 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
       reports: config.SUBGRAPH_REPORTS_URL,
       insights: config.SUBGRAPH_INSIGHTS_URL,
     },
-    verifier: await createTokenVerifier(config),
+    verifier,
     logger,
     production: config.NODE_ENV === 'production',
     allowAnonymousIntrospection: config.AUTH_MODE === 'dev',
     subgraphTimeoutMs: config.SUBGRAPH_TIMEOUT_MS,
+    feeds,
+    subscriberQueueLimit: config.SUBSCRIBER_QUEUE_LIMIT,
   });
+  const sse = createSseHandler({ gateway, verifier, logger, maxBodyBytes: 1_048_576 });
   const readiness: ReadinessChecks = Object.fromEntries(
     Object.entries(gateway.subgraphUrls).map(([name, url]) => [name, subgraphReady(url)]),
   );
   const pool = config.DATABASE_URL ? createPool(config.DATABASE_URL, 2) : undefined;
   if (pool) readiness['postgres'] = () => pingDatabase(pool);
-  const broker = config.NATS_URL ? await connectBroker(config.NATS_URL, 'gateway', logger) : undefined;
   if (broker) readiness['nats'] = () => pingBroker(broker.nc);
   collectDefaultMetrics();
   const ingestEndpoint = createIngestEndpoint({
@@ -65,8 +73,13 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
           .then((text) => res.writeHead(200, { 'content-type': register.contentType }).end(text));
         return;
       }
-      if (req.url?.split('?')[0] === '/events') {
+      const path = req.url?.split('?')[0];
+      if (path === '/events') {
         ingestEndpoint(req, res);
+        return;
+      }
+      if (path === '/graphql' && wantsEventStream(req)) {
+        void sse(req, res);
         return;
       }
       void gateway.yoga(req, res, { req, res });
@@ -75,13 +88,22 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     () => draining,
   );
   const server = await listen(handler, config.GATEWAY_PORT, config.HOST);
+  const websocket = attachWebSocket(server, {
+    gateway,
+    verifier,
+    logger,
+    connectionInitTimeoutMs: config.WS_CONNECTION_INIT_TIMEOUT_MS,
+    maxMessageBytes: config.WS_MAX_MESSAGE_BYTES,
+  });
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://${config.HOST}:${port}/graphql`,
     async close() {
       draining = true;
+      await websocket.close();
       await closeServer(server);
       await gateway.close();
+      feeds?.close();
       await broker?.close();
       await pool?.end();
     },

@@ -41,6 +41,7 @@ describe('token verification', () => {
       subject: 'dev:acme',
       roles: ['analyst'],
       scopes: ['reports:read'],
+      expiresAt: expect.any(Number) as number,
     });
   });
 

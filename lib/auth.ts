@@ -31,6 +31,8 @@ export interface Principal {
   subject: string;
   roles: Role[];
   scopes: string[];
+  /** When the token expires (ms since the epoch): long-lived connections end then. */
+  expiresAt?: number;
 }
 
 /** Tenant ids appear in NATS subjects and Redis channels, so they stay to a safe alphabet. */
@@ -38,6 +40,7 @@ export const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 const claimsSchema = z.object({
   sub: z.string().min(1).optional(),
+  exp: z.number().optional(),
   tenant: z.string().regex(TENANT_PATTERN, 'expected a tenant id of letters, digits, "_" or "-"'),
   roles: z.array(z.string()).default([]),
   scopes: z
@@ -99,12 +102,13 @@ export async function createTokenVerifier(
           `invalid token: claim ${issue.path.join('.')}: ${issue.message}`,
         );
       }
-      const { tenant, sub, roles, scopes } = claims.data;
+      const { tenant, sub, roles, scopes, exp } = claims.data;
       return {
         tenant,
         subject: sub ?? tenant,
         roles: roles.filter((r): r is Role => (ROLES as readonly string[]).includes(r)),
         scopes,
+        ...(exp === undefined ? {} : { expiresAt: exp * 1000 }),
       };
     },
   };

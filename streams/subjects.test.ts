@@ -60,5 +60,7 @@ describe('cursors', () => {
     expect(encodeCursor(42)).not.toContain('42');
     expect(decodeCursor('garbage')).toBeUndefined();
     expect(decodeCursor(Buffer.from('kpi:-1').toString('base64url'))).toBeUndefined();
+    expect(decodeCursor(encodeCursor(7, 'INSIGHTS'), 'INSIGHTS')).toBe(7);
+    expect(decodeCursor(encodeCursor(7, 'INSIGHTS'))).toBeUndefined();
   });
 });

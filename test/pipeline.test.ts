@@ -239,7 +239,8 @@ describe('KPI values', () => {
       const seen: Array<{ seq: number; value: number }> = [];
       await eventually(async () => {
         const batch = await consumer.fetch({ max_messages: 100, expires: 1_000 });
-        for await (const m of batch) seen.push({ seq: m.seq, value: m.json<{ value: number }>().value });
+        for await (const m of batch)
+          seen.push({ seq: m.seq, value: m.json<{ payload: { value: number } }>().payload.value });
         return seen.at(-1)?.value === 7_000;
       });
       const seqs = seen.map((s) => s.seq);

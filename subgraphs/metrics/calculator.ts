@@ -8,9 +8,11 @@ import { formulaReferences, parseFormula } from '../../lib/formula.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { isMainModule, runService, type RunningService } from '../../lib/service.ts';
 import { connectBroker, ensureStreams, type Broker } from '../../streams/connection.ts';
+import { envelope } from '../../streams/envelope.ts';
 import { publishAll } from '../../streams/publisher.ts';
 import { subjects } from '../../streams/subjects.ts';
 import { KpiCalculator } from './kpiValues.ts';
+import { metricOf, type MetricShape } from './metricShape.ts';
 import type { KpiDefinition } from './store.ts';
 import { eventStore } from './store.ts';
 
@@ -24,13 +26,17 @@ export function currentRange(window: string, now = Date.now()): { from: Date; to
   return { from: new Date(to - (windowMinutes(window) ?? 1440) * 60_000), to: new Date(to) };
 }
 
-/** A live KPI value as carried by the KPI stream. */
-export interface KpiValueMessage {
-  code: string;
+/**
+ * A live KPI value as the KPI stream carries it (in the envelope's payload): a KpiValue for
+ * kpiUpdated and a Metric for metricUpdates (null when the value is undefined), ready for the gateway.
+ */
+export interface KpiValuePayload {
+  kpi: { code: string };
   value: number | null;
   at: string;
   window: string;
   dimensions: null;
+  metric: MetricShape | null;
 }
 
 /** KPIs whose value depends on `changed`: themselves and every formula above them, transitively. */
@@ -101,7 +107,7 @@ export class KpiValuePublisher {
       const definitions = await eventStore.definitions(client);
       const wanted = codes.has('*') ? new Set(definitions.keys()) : withDependents(codes, definitions);
       const calculator = new KpiCalculator(client, definitions);
-      const out: Array<{ key: string; value: number | null; message: KpiValueMessage }> = [];
+      const out: Array<{ key: string; value: number | null; payload: KpiValuePayload }> = [];
       for (const code of wanted) {
         const kpi = definitions.get(code);
         if (!kpi) continue;
@@ -114,17 +120,22 @@ export class KpiValuePublisher {
         const value = await calculator.valueOver(code, from, to);
         this.notBefore.set(key, now + kpi.refreshSeconds * 1000);
         if (this.lastValue.has(key) && this.lastValue.get(key) === value) continue;
-        const at = new Date(now).toISOString();
-        out.push({ key, value, message: { code, value, at, window: kpi.window, dimensions: null } });
+        const at = new Date(now);
+        const metric =
+          value === null
+            ? null
+            : metricOf({ ...kpi, name: code, interval: kpi.window, value, at, dimensions: null });
+        const payload = { kpi: { code }, value, at: at.toISOString(), window: kpi.window, dimensions: null };
+        out.push({ key, value, payload: { ...payload, metric } });
       }
       return out;
     });
     await publishAll(
       this.broker.js,
-      messages.map(({ message }) => ({
-        subject: subjects.kpi(tenant, message.code),
-        body: message,
-        msgID: `${tenant}:${message.code}:${message.at}`,
+      messages.map(({ payload }) => ({
+        subject: subjects.kpi(tenant, payload.kpi.code),
+        body: envelope({ eventType: 'kpi.value', source: 'calculator', tenant, payload }),
+        msgID: `${tenant}:${payload.kpi.code}:${payload.at}`,
       })),
     );
     for (const { key, value } of messages) this.lastValue.set(key, value);

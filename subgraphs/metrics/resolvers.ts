@@ -6,6 +6,7 @@ import { scalars } from '../../lib/scalars.ts';
 import type { PlatformDeps, SubgraphContext } from '../../lib/subgraphServer.ts';
 import { lastSequence } from '../../streams/connection.ts';
 import { encodeCursor } from '../../streams/cursor.ts';
+import { metricOf } from './metricShape.ts';
 import { Stream, subjects } from '../../streams/subjects.ts';
 import { currentRange } from './calculator.ts';
 import { ingestEvents } from './ingest.ts';
@@ -72,10 +73,6 @@ const kpiValue = (code: string, value: ComputedValue, cursor: string) => ({
   cursor,
 });
 
-const METRIC_TYPE: Record<string, string> = { COUNT: 'COUNTER', SUM: 'COUNTER', DISTINCT_COUNT: 'COUNTER' };
-const metricType = (aggregation: string) =>
-  METRIC_TYPE[aggregation] ?? (aggregation.startsWith('P') ? 'SUMMARY' : 'GAUGE');
-
 /** Resolvers of the metrics subgraph. */
 export const resolvers = {
   ...scalars,
@@ -105,20 +102,17 @@ export const resolvers = {
               );
           for (const value of values) {
             if (value.value === null) continue;
-            metrics.push({
-              id: `${name}@${value.at.toISOString()}${value.dimensions ? JSON.stringify(value.dimensions) : ''}`,
-              name,
-              type: metricType(kpi?.aggregation ?? 'COUNT'),
-              value: value.value,
-              timestamp: value.at,
-              dimensions: value.dimensions,
-              metadata: {
-                unit: kpi?.unit ?? null,
+            metrics.push(
+              metricOf({
+                name,
                 aggregation: kpi?.aggregation ?? 'COUNT',
+                unit: kpi?.unit ?? null,
                 interval: range.label,
-                retention: null,
-              },
-            });
+                value: value.value,
+                at: value.at,
+                dimensions: value.dimensions,
+              }),
+            );
           }
         }
         return metrics;

@@ -1,0 +1,239 @@
+// Executes @apollo/query-planner plans: Fetch, Flatten, Sequence, Parallel and Condition nodes over a
+// result tree that starts empty (queries, mutations) or from a subscription event (the plan's rest).
+import { applyRewrites, isObjectOfType } from '@apollo/gateway/dist/dataRewrites.js';
+import type { Operation } from '@apollo/federation-internals';
+import {
+  evaluateCondition,
+  type FetchNode,
+  type PlanNode,
+  type QueryPlanSelectionNode,
+  type ResponsePath,
+} from '@apollo/query-planner';
+import { GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
+import type { Caller, SubgraphFetch } from './subgraphFetcher.ts';
+
+/** A JSON object of the result tree. */
+export type ResultMap = Record<string, unknown>;
+
+/** What a plan runs with. */
+export interface PlanContext {
+  supergraphSchema: GraphQLSchema;
+  operation: Operation;
+  variables: Record<string, unknown>;
+  caller: Caller;
+  fetch: SubgraphFetch;
+  /** Errors of the fetches, with paths into the client's response. */
+  errors: GraphQLError[];
+}
+
+interface Cursor {
+  path: ResponsePath;
+  data: ResultMap | ResultMap[];
+  root: ResultMap;
+}
+
+/** Runs a plan node, merging what the subgraphs answer into `data` (the response's root object). */
+export async function executePlan(context: PlanContext, node: PlanNode, data: ResultMap): Promise<void> {
+  await executeNode(context, node, { path: [], data, root: data });
+}
+
+async function executeNode(context: PlanContext, node: PlanNode, cursor: Cursor | undefined): Promise<void> {
+  if (!cursor) return;
+  switch (node.kind) {
+    case 'Sequence':
+      for (const child of node.nodes) await executeNode(context, child, cursor);
+      return;
+    case 'Parallel':
+      await Promise.all(node.nodes.map((child) => executeNode(context, child, cursor)));
+      return;
+    case 'Flatten':
+      return executeNode(context, node.node, moveInto(cursor, node.path));
+    case 'Fetch':
+      try {
+        await executeFetch(context, node, cursor);
+      } catch (error) {
+        context.errors.push(new GraphQLError((error as Error).message, { path: cursor.path }));
+      }
+      return;
+    case 'Condition': {
+      const branch = evaluateCondition(node, context.operation.variableDefinitions, context.variables)
+        ? node.ifClause
+        : node.elseClause;
+      if (branch) await executeNode(context, branch, cursor);
+      return;
+    }
+    default:
+      throw new Error(`plan node ${node.kind} is not supported here`);
+  }
+}
+
+async function executeFetch(context: PlanContext, fetch: FetchNode, cursor: Cursor): Promise<void> {
+  const entities = Array.isArray(cursor.data) ? cursor.data.filter((e) => e != null) : [cursor.data];
+  if (entities.length === 0) return;
+  const variables: Record<string, unknown> = {};
+  for (const name of fetch.variableUsages ?? []) {
+    if (context.variables[name] !== undefined) variables[name] = context.variables[name];
+  }
+  if (!fetch.requires) {
+    const received = await send(context, fetch, cursor, variables);
+    if (!received) return;
+    applyRewrites(context.supergraphSchema, fetch.outputRewrites, received);
+    for (const entity of entities) deepMerge(entity, received);
+    return;
+  }
+  const representations: ResultMap[] = [];
+  const owners: ResultMap[] = [];
+  for (const entity of entities) {
+    const representation = select(context.supergraphSchema, entity, fetch.requires);
+    if (representation?.['__typename']) {
+      applyRewrites(context.supergraphSchema, fetch.inputRewrites, representation);
+      representations.push(representation);
+      owners.push(entity);
+    }
+  }
+  if (representations.length === 0) return;
+  const received = await send(context, fetch, cursor, { ...variables, representations });
+  if (!received) return;
+  const found = received['_entities'];
+  if (!Array.isArray(found) || found.length !== representations.length) {
+    throw new Error(
+      `subgraph ${fetch.serviceName} answered ${representations.length} representations wrongly`,
+    );
+  }
+  found.forEach((entity: ResultMap | null, i) => {
+    if (!entity) return;
+    entity['__typename'] ??= owners[i]!['__typename'];
+    applyRewrites(context.supergraphSchema, fetch.outputRewrites, entity);
+    deepMerge(owners[i]!, entity);
+  });
+}
+
+async function send(
+  context: PlanContext,
+  fetch: FetchNode,
+  cursor: Cursor,
+  variables: Record<string, unknown>,
+): Promise<ResultMap | null | undefined> {
+  const response = await context.fetch(
+    fetch.serviceName,
+    { query: fetch.operation, variables, operationName: fetch.operationName },
+    context.caller,
+  );
+  if (response.errors?.length) {
+    const paths = errorPaths(fetch, cursor);
+    for (const error of response.errors)
+      context.errors.push(downstreamError(error, fetch.serviceName, paths));
+  }
+  return response.data;
+}
+
+/** Maps a subgraph error's path (into `_entities` or the fetch's root) to a path of the client's response. */
+function errorPaths(fetch: FetchNode, cursor: Cursor) {
+  let hydrated: Array<Array<string | number>> | undefined;
+  return (path: ReadonlyArray<string | number> | undefined): Array<string | number> | undefined => {
+    if (fetch.requires && typeof path?.[1] === 'number') {
+      hydrated ??= hydratePaths([], cursor.path, cursor.root);
+      return [...(hydrated[path[1]] ?? []), ...path.slice(2)];
+    }
+    return path ? [...(cursor.path), ...path] : undefined;
+  };
+}
+
+function hydratePaths(
+  parent: Array<string | number>,
+  path: ResponsePath,
+  data: unknown,
+  out: Array<Array<string | number>> = [],
+): Array<Array<string | number>> {
+  if (data == null) return out;
+  const [head, ...rest] = path;
+  if (head === undefined) out.push([...parent]);
+  else if (Array.isArray(data)) {
+    data.forEach((value, i) => hydratePaths([...parent, i], head === '@' ? rest : path, value, out));
+  } else if (typeof head === 'string' && Object.hasOwn(data, head)) {
+    hydratePaths([...parent, head], rest, (data as ResultMap)[head], out);
+  }
+  return out;
+}
+
+function downstreamError(
+  error: GraphQLFormattedError,
+  serviceName: string,
+  pathOf: ReturnType<typeof errorPaths>,
+): GraphQLError {
+  const extensions: Record<string, unknown> = { ...error.extensions, serviceName };
+  extensions['code'] ??= 'DOWNSTREAM_SERVICE_ERROR';
+  return new GraphQLError(error.message || `error while fetching from subgraph ${serviceName}`, {
+    path: pathOf(error.path),
+    extensions,
+  });
+}
+
+/** Projects an entity onto a plan's `requires` selections (the representation sent to `_entities`). */
+function select(
+  schema: GraphQLSchema,
+  source: unknown,
+  selections: QueryPlanSelectionNode[],
+): ResultMap | null {
+  if (source == null || typeof source !== 'object') return null;
+  const object = source as ResultMap;
+  const result: ResultMap = {};
+  for (const selection of selections) {
+    if (selection.kind === 'Field') {
+      const name = selection.alias ?? selection.name;
+      const value: unknown = object[name];
+      if (value === undefined) return null;
+      const inner = selection.selections;
+      result[name] = Array.isArray(value)
+        ? value.map((item: unknown) => (inner ? select(schema, item, inner) : item))
+        : inner
+          ? select(schema, value, inner)
+          : value;
+    } else if (selection.typeCondition && isObjectOfType(schema, object, selection.typeCondition)) {
+      deepMerge(result, select(schema, object, selection.selections));
+    }
+  }
+  return result;
+}
+
+function moveInto(cursor: Cursor, path: ResponsePath): Cursor | undefined {
+  const data = flatten(cursor.data, path);
+  return data ? { path: [...cursor.path, ...path], data, root: cursor.root } : undefined;
+}
+
+function flatten(value: unknown, path: ResponsePath): ResultMap | ResultMap[] | undefined {
+  if (value == null) return undefined;
+  if (path.length === 0) return value as ResultMap | ResultMap[];
+  const [head, ...rest] = path;
+  if (head === '@') {
+    if (!Array.isArray(value)) return undefined;
+    return value.flatMap((item) => flatten(item, rest) ?? []) as ResultMap[];
+  }
+  if (Array.isArray(value) || typeof value !== 'object') return undefined;
+  return flatten(
+    Object.hasOwn(value, head as string) ? (value as ResultMap)[head as string] : undefined,
+    rest,
+  );
+}
+
+/** Merges `source` into `target` in place: objects field by field, lists element by element. */
+export function deepMerge(target: ResultMap, source: ResultMap | null | undefined): ResultMap {
+  if (!source) return target;
+  for (const key of Object.keys(source)) {
+    if (key === '__proto__') continue;
+    const value = source[key];
+    const existing = target[key];
+    if (existing && value && typeof existing === 'object' && typeof value === 'object') {
+      if (Array.isArray(existing) && Array.isArray(value)) {
+        value.forEach((item: unknown, i) => {
+          const current: unknown = existing[i];
+          existing[i] =
+            current && item && typeof current === 'object' && typeof item === 'object'
+              ? deepMerge(current as ResultMap, item as ResultMap)
+              : item;
+        });
+      } else deepMerge(existing as ResultMap, value as ResultMap);
+    } else target[key] = value;
+  }
+  return target;
+}

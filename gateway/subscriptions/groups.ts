@@ -1,0 +1,236 @@
+// Groups of identical subscriptions (same operation, variables and auth scope): each event is turned
+// into a result once per group (entity fetches, shaping, serialization) and offered to every member.
+import type { FetchNode, PlanNode } from '@apollo/query-planner';
+import { GraphQLError, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
+import type { Logger } from '../../lib/logger.ts';
+import { encodeCursor } from '../../streams/cursor.ts';
+import type { FeedMessage, StreamFeeds } from '../../streams/feeds.ts';
+import { shapeResponse } from '../execution/execute.ts';
+import { executePlan, type ResultMap } from '../execution/planExecutor.ts';
+import type { Caller, SubgraphFetch } from '../execution/subgraphFetcher.ts';
+import type { LoadedSupergraph, PlannedOperation } from '../execution/supergraph.ts';
+import type { StreamBinding } from './bindings.ts';
+import { subscriptionMetrics } from './metrics.ts';
+import type { Delivery, Outbox } from './outbox.ts';
+import { primaryFromPayload, type Primary } from './primary.ts';
+import type { UpstreamSubscriptions } from './upstream.ts';
+import type { DocumentNode } from 'graphql';
+
+/** One client subscription inside a group. */
+export interface Member {
+  outbox: Outbox;
+  /** Highest stream sequence delivered: nothing at or below it is delivered again. */
+  watermark: number;
+  /** While it catches up (snapshot, replay), live results wait here. */
+  held?: Array<{ seq: number; key: string; delivery: Delivery }>;
+}
+
+/** What every group is built from. */
+export interface GroupSpec {
+  key: string;
+  supergraph: LoadedSupergraph;
+  planned: PlannedOperation;
+  document: DocumentNode;
+  operationName?: string | null;
+  variables: Record<string, unknown>;
+  primary: Primary;
+  caller: Caller;
+  fetch: SubgraphFetch;
+  logger: Logger;
+}
+
+const MAX_HELD = 10_000;
+const MEMO_SIZE = 256;
+
+/** A group: members, the shared caller, and result building from a primary result. */
+export abstract class Group {
+  readonly members = new Set<Member>();
+  readonly spec: GroupSpec;
+  /** Deliveries to members happen in event order even though results are built concurrently. */
+  protected tail: Promise<void> = Promise.resolve();
+
+  constructor(spec: GroupSpec) {
+    this.spec = spec;
+  }
+
+  /** Uses the newest member's credentials for the group's fetches (same tenant and roles by construction). */
+  useCaller(caller: Caller): void {
+    this.spec.caller = caller;
+  }
+
+  /** Builds the client result from a primary result: entity fetches of the plan's rest, then shaping. */
+  protected async resultOf(
+    primary: ExecutionResult | { data?: unknown; errors?: readonly GraphQLFormattedError[] },
+    cursor?: string,
+  ): Promise<Delivery> {
+    subscriptionMetrics.executions.inc({ field: this.spec.primary.field });
+    const { supergraph, planned, document, operationName, variables } = this.spec;
+    const errors = (primary.errors ?? []).map((e) =>
+      e instanceof GraphQLError ? e : new GraphQLError(e.message, { path: e.path, extensions: e.extensions }),
+    );
+    const data = (primary.data ?? null) as ResultMap | null;
+    const node = planned.plan.node as { rest?: PlanNode } | undefined;
+    if (data && node?.rest) {
+      await executePlan(
+        {
+          supergraphSchema: supergraph.supergraphSchema,
+          operation: planned.operation,
+          variables,
+          caller: this.spec.caller,
+          fetch: this.spec.fetch,
+          errors,
+        },
+        node.rest,
+        data,
+      );
+    }
+    const result = data
+      ? shapeResponse(supergraph.schema, document, operationName, planned.operation, variables, data, errors)
+      : { data: null, errors };
+    let json: string | undefined;
+    return { result, cursor, json: () => (json ??= JSON.stringify(result)) };
+  }
+
+  protected deliver(seq: number, key: string, delivery: Delivery, conflate: boolean): void {
+    for (const member of this.members) {
+      if (member.held) {
+        if (member.held.length >= MAX_HELD)
+          member.outbox.offer(delivery); // overflows the outbox: closed
+        else member.held.push({ seq, key, delivery });
+        continue;
+      }
+      if (seq <= member.watermark) continue;
+      member.watermark = seq;
+      member.outbox.offer(delivery, conflate ? key : undefined);
+      subscriptionMetrics.deliveries.inc({ field: this.spec.primary.field });
+    }
+  }
+
+  /** Lets a member that caught up receive live results, skipping what it already has. */
+  release(member: Member, conflate: boolean): void {
+    const held = member.held ?? [];
+    member.held = undefined;
+    for (const { seq, key, delivery } of held) {
+      if (seq <= member.watermark) continue;
+      member.watermark = seq;
+      member.outbox.offer(delivery, conflate ? key : undefined);
+    }
+  }
+
+  abstract stop(): void;
+}
+
+/** A group served from a stream feed: the gateway reads JetStream itself. */
+export class StreamGroup extends Group {
+  readonly binding: StreamBinding;
+  readonly subjects: Set<string>;
+  readonly filter: string;
+  /** The feed position this group has seen: members joining now get everything after it live. */
+  position = 0;
+  private readonly memo = new Map<number, Promise<Delivery | undefined>>();
+  private detach?: () => void;
+  readonly ready: Promise<void>;
+
+  constructor(
+    spec: GroupSpec,
+    binding: StreamBinding,
+    subjects: string[],
+    filter: string,
+    feeds: StreamFeeds,
+  ) {
+    super(spec);
+    this.binding = binding;
+    this.subjects = new Set(subjects);
+    this.filter = filter;
+    this.ready = feeds
+      .attach(binding.stream, filter, (message) => this.onMessage(message))
+      .then((handle) => {
+        this.position = Math.max(this.position, handle.position);
+        this.detach = () => handle.detach();
+      });
+  }
+
+  private onMessage(message: FeedMessage): void {
+    this.position = message.seq;
+    if (!this.subjects.has(message.subject) || this.members.size === 0) return;
+    const result = this.resultFor(message);
+    this.tail = this.tail
+      .then(() => result)
+      .then(
+        (delivery) => delivery && this.deliver(message.seq, message.subject, delivery, this.binding.conflate),
+      )
+      .catch((error: unknown) => this.spec.logger.error({ err: error }, 'subscription event failed'));
+  }
+
+  /** The result of one stream message for this group, built at most once. */
+  resultFor(message: FeedMessage): Promise<Delivery | undefined> {
+    let result = this.memo.get(message.seq);
+    if (!result) {
+      result = this.fromMessage(message);
+      this.memo.set(message.seq, result);
+      if (this.memo.size > MEMO_SIZE) this.memo.delete(this.memo.keys().next().value!);
+    }
+    return result;
+  }
+
+  private async fromMessage(message: FeedMessage): Promise<Delivery | undefined> {
+    const { seq, body } = message;
+    const payload = (body as { payload?: ResultMap } | null)?.payload;
+    const selected = this.binding.select ? payload?.[this.binding.select] : payload;
+    if (!selected || typeof selected !== 'object') return undefined;
+    const cursor = encodeCursor(seq, this.binding.stream);
+    const value = { ...(selected as ResultMap) };
+    if (this.binding.cursorField) value[this.binding.cursorField] = cursor;
+    const { primary, supergraph, caller, fetch } = this.spec;
+    const subgraphSchema = supergraph.subgraphSchemas.get(primary.fetch.serviceName)!;
+    const primaryResult = await primaryFromPayload(primary, subgraphSchema, value, caller, fetch);
+    return this.resultOf(primaryResult, cursor);
+  }
+
+  stop(): void {
+    this.detach?.();
+    this.memo.clear();
+  }
+}
+
+/** A group served by a subgraph's own subscription over graphql-ws. */
+export class UpstreamGroup extends Group {
+  private readonly unsubscribe: () => void;
+  private sequence = 0;
+
+  constructor(spec: GroupSpec, upstream: UpstreamSubscriptions) {
+    super(spec);
+    const fetch: FetchNode = spec.primary.fetch;
+    this.unsubscribe = upstream.subscribe(
+      fetch.serviceName,
+      spec.caller.authorization,
+      { query: fetch.operation, variables: spec.primary.variables, operationName: fetch.operationName },
+      {
+        next: (result) => {
+          const seq = ++this.sequence;
+          const built = this.resultOf(result);
+          this.tail = this.tail
+            .then(() => built)
+            .then((delivery) => this.deliver(seq, String(seq), delivery, false))
+            .catch((error: unknown) => this.spec.logger.error({ err: error }, 'subscription event failed'));
+        },
+        error: (error) => void this.end(error),
+        complete: () => void this.end(),
+      },
+    );
+  }
+
+  private async end(error?: unknown): Promise<void> {
+    await this.tail;
+    if (error) {
+      const message = error instanceof Error ? error.message : 'the subgraph ended the subscription';
+      const result = { errors: [{ message, extensions: { code: 'SERVICE_UNAVAILABLE' } }] };
+      for (const member of this.members) member.outbox.offer({ result, json: () => JSON.stringify(result) });
+    }
+    for (const member of this.members) member.outbox.finish();
+  }
+
+  stop(): void {
+    this.unsubscribe();
+  }
+}

@@ -1,0 +1,142 @@
+// GraphQL over WebSocket (graphql-ws, `graphql-transport-ws`) on the gateway's /graphql path.
+// Close codes: 4400 bad message, 4401 no or invalid token, 4403 token expired, 4408 no
+// connection_init in time, 4409 duplicate id, 4429 second connection_init, 1013 too slow a reader.
+import { GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import { CloseCode, type Context } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { bearerToken, type Principal, type TokenVerifier } from '../../lib/auth.ts';
+import type { Logger } from '../../lib/logger.ts';
+import type { Caller } from '../execution/subgraphFetcher.ts';
+import type { Gateway } from '../gateway.ts';
+import { subscriptionMetrics } from '../subscriptions/metrics.ts';
+import type { Delivery } from '../subscriptions/outbox.ts';
+import { prepareOperation, runOperation, type PreparedOperation } from './operations.ts';
+
+/** Close code for a subscriber too slow to keep up: reconnect and resume from the last cursor. */
+export const SLOW_CONSUMER = 1013;
+
+type Extra = {
+  socket: WebSocket;
+  request: IncomingMessage;
+  principal?: Principal;
+  caller?: Caller;
+  expiry?: NodeJS.Timeout;
+};
+
+interface OperationContext {
+  principal: Principal;
+  caller: Caller;
+  socket: WebSocket;
+  prepared: PreparedOperation;
+}
+
+/** Serves graphql-ws on `server`'s upgrades to /graphql. */
+export function attachWebSocket(
+  server: Server,
+  options: {
+    gateway: Gateway;
+    verifier: TokenVerifier;
+    logger: Logger;
+    connectionInitTimeoutMs: number;
+    maxMessageBytes: number;
+  },
+) {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes });
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (request.url?.split('?')[0] !== '/graphql') return socket.destroy();
+    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+  };
+  server.on('upgrade', onUpgrade);
+  wss.on('connection', (ws: WebSocket) => {
+    subscriptionMetrics.sockets.inc();
+    ws.once('close', () => subscriptionMetrics.sockets.dec());
+  });
+  const { gateway } = options;
+  const graphqlWs = useServer<Record<string, unknown>, Extra>(
+    {
+      schema: () => gateway.supergraph.schema,
+      connectionInitWaitTimeout: options.connectionInitTimeoutMs,
+      onConnect: async (ctx: Context<Record<string, unknown>, Extra>) => {
+        const header = ctx.connectionParams?.['authorization'] ?? ctx.extra.request.headers.authorization;
+        const token = bearerToken(typeof header === 'string' ? header : undefined);
+        try {
+          if (!token) throw new Error('send connectionParams.authorization: Bearer <token>');
+          ctx.extra.principal = await options.verifier.verify(token);
+        } catch (error) {
+          ctx.extra.socket.close(
+            CloseCode.Unauthorized,
+            `Unauthorized: ${(error as Error).message}`.slice(0, 120),
+          );
+          return false;
+        }
+        ctx.extra.caller = { authorization: `Bearer ${token}` };
+        const expiresAt = ctx.extra.principal.expiresAt;
+        if (expiresAt !== undefined) {
+          const close = () => ctx.extra.socket.close(CloseCode.Forbidden, 'Forbidden: token expired');
+          ctx.extra.expiry = setTimeout(close, Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1));
+          ctx.extra.expiry.unref();
+        }
+        return true;
+      },
+      onClose: (ctx) => clearTimeout(ctx.extra.expiry),
+      onSubscribe: (ctx, _id, payload) => {
+        const { principal, caller, socket } = ctx.extra;
+        if (!principal || !caller) return [new GraphQLError('unauthenticated')];
+        const prepared = prepareOperation(gateway, payload, principal);
+        if (Array.isArray(prepared)) return prepared as GraphQLError[];
+        const contextValue: OperationContext = {
+          principal,
+          caller,
+          socket,
+          prepared: prepared as PreparedOperation,
+        };
+        return {
+          schema: gateway.supergraph.schema,
+          document: (prepared as PreparedOperation).document,
+          variableValues: payload.variables,
+          operationName: payload.operationName,
+          contextValue,
+        };
+      },
+      execute: (args) => run(args),
+      subscribe: (args) => run(args),
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        (result as unknown as Delivery).result as ExecutionResult,
+    },
+    wss,
+    12_000,
+  );
+
+  // graphql-ws iterates the queue and hands each Delivery to onNext, which picks its result.
+  async function run(args: ExecutionArgs): Promise<AsyncIterable<ExecutionResult> | ExecutionResult> {
+    const { principal, caller, socket, prepared } = args.contextValue as OperationContext;
+    const outcome = await runOperation(
+      gateway,
+      {
+        ...prepared,
+        variables: args.variableValues,
+        operationName: args.operationName,
+      },
+      {
+        principal,
+        caller,
+        transport: 'ws',
+        onOverflow: () => socket.close(SLOW_CONSUMER, 'too slow: reconnect and resume from your last cursor'),
+      },
+    );
+    if (Symbol.asyncIterator in outcome) return outcome as unknown as AsyncIterable<ExecutionResult>;
+    return { result: outcome, json: () => JSON.stringify(outcome) } as unknown as ExecutionResult;
+  }
+
+  return {
+    async close() {
+      server.off('upgrade', onUpgrade);
+      for (const client of wss.clients)
+        client.close(1012, 'service restart: reconnect and resume from your last cursor');
+      await graphqlWs.dispose();
+    },
+  };
+}

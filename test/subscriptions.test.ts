@@ -1,0 +1,205 @@
+// Gateway subscriptions over real NATS and real sockets: graphql-ws and SSE, snapshots, resume by
+// cursor, tenancy and roles, and shared execution. KPI values are published on the KPI stream the way
+// the calculator does, so that every count is exact (test/liveKpis.test.ts runs the real pipeline).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeCursor } from '../streams/cursor.ts';
+import { startTestPlatform, type TestPlatform } from './support/platform.ts';
+import { publishKpiValues, sseSubscribe, wsClient, wsSubscribe } from './support/subscribers.ts';
+
+const KPI_UPDATED = `subscription ($codes: [ID!]!, $after: String) {
+  kpiUpdated(codes: $codes, after: $after) { value cursor kpi { code name unit } }
+}`;
+interface KpiValue {
+  value: number | null;
+  cursor: string;
+  kpi: { code: string; name: string; unit: string | null };
+}
+
+let platform: TestPlatform;
+let admin: string;
+let viewer: string;
+
+const define = async (code: string, name: string, unit: string) => {
+  const { body } = await platform.graphql(
+    `mutation ($input: KpiInput!) { defineKpi(input: $input) { code } }`,
+    {
+      token: admin,
+      variables: { input: { code, name, unit, eventName: `${code}.happened`, aggregation: 'COUNT' } },
+    },
+  );
+  expect(body.errors).toBeUndefined();
+};
+const publish = (tenant: string, code: string, ...values: number[]) =>
+  publishKpiValues(
+    platform.nats.url,
+    tenant,
+    values.map((value) => ({ code, value })),
+  );
+const seqOf = (value: KpiValue) => decodeCursor(value.cursor)!;
+
+beforeAll(async () => {
+  platform = await startTestPlatform();
+  admin = await platform.token('acme', ['admin']);
+  viewer = await platform.token('acme', ['viewer']);
+  await define('orders', 'Orders', 'count');
+  await define('revenue', 'Revenue', 'EUR');
+}, 60_000);
+afterAll(() => platform?.stop());
+
+describe('kpiUpdated over graphql-ws', () => {
+  it('gives the current value first, then live values with kpi { name unit } from the metadata subgraph', async () => {
+    await publish('acme', 'orders', 1);
+    const client = wsClient(platform.gatewayUrl, viewer);
+    const received = wsSubscribe<KpiValue>(
+      client,
+      KPI_UPDATED,
+      { codes: ['orders', 'revenue'] },
+      'kpiUpdated',
+    );
+    const [snapshot] = await received.until(1);
+    expect(snapshot).toMatchObject({ value: 1, kpi: { code: 'orders', name: 'Orders', unit: 'count' } });
+    await publish('acme', 'revenue', 99.5);
+    await publish('acme', 'orders', 2);
+    const values = await received.until(3);
+    expect(values.slice(1).map((v) => [v.kpi.name, v.kpi.unit, v.value])).toEqual([
+      ['Revenue', 'EUR', 99.5],
+      ['Orders', 'count', 2],
+    ]);
+    const seqs = values.map(seqOf);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    received.close();
+    await client.dispose();
+  });
+
+  it('resumes after a cursor: exactly the missed values, then live ones, none twice', async () => {
+    const client = wsClient(platform.gatewayUrl, viewer);
+    const first = wsSubscribe<KpiValue>(client, KPI_UPDATED, { codes: ['orders'] }, 'kpiUpdated');
+    await first.until(1); // the snapshot
+    await publish('acme', 'orders', 10, 11);
+    const seen = await first.until(3);
+    first.close();
+    await client.dispose();
+
+    const missed = await publish('acme', 'orders', 12, 13, 14);
+    await publish('acme', 'revenue', 5); // another KPI: not for this subscriber
+    const again = wsClient(platform.gatewayUrl, viewer);
+    const resumed = wsSubscribe<KpiValue>(
+      again,
+      KPI_UPDATED,
+      { codes: ['orders'], after: seen.at(-1)!.cursor },
+      'kpiUpdated',
+    );
+    const replayed = await resumed.until(3);
+    expect(replayed.map((v) => v.value)).toEqual([12, 13, 14]);
+    expect(replayed.map(seqOf)).toEqual(missed);
+    const live = await publish('acme', 'orders', 15);
+    const all = await resumed.until(4);
+    expect(all.map(seqOf)).toEqual([...missed, ...live]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(resumed.values).toHaveLength(4);
+    resumed.close();
+    await again.dispose();
+  });
+
+  it('keeps tenants apart and holds roles: another tenant sees nothing, an ingest token is refused', async () => {
+    const globex = wsClient(platform.gatewayUrl, await platform.token('globex', ['viewer']));
+    const intruder = wsSubscribe<KpiValue>(globex, KPI_UPDATED, { codes: ['orders'] }, 'kpiUpdated');
+    const ingestOnly = wsClient(platform.gatewayUrl, await platform.token('acme', ['ingest']));
+    const refused = wsSubscribe<KpiValue>(ingestOnly, KPI_UPDATED, { codes: ['orders'] }, 'kpiUpdated');
+    const witness = wsClient(platform.gatewayUrl, viewer);
+    const own = wsSubscribe<KpiValue>(witness, KPI_UPDATED, { codes: ['orders'] }, 'kpiUpdated');
+    await own.until(1);
+    await publish('acme', 'orders', 21, 22);
+    await own.until(3);
+    expect(intruder.values).toEqual([]);
+    expect(intruder.errors).toEqual([]);
+    expect(refused.values).toEqual([]);
+    expect(refused.errors).toMatchObject([{ extensions: { code: 'FORBIDDEN' } }]);
+    for (const r of [intruder, refused, own]) r.close();
+    await Promise.all([globex.dispose(), ingestOnly.dispose(), witness.dispose()]);
+  });
+
+  it('closes a connection without a valid token with 4401', async () => {
+    const closed = new Promise<number>((resolve) => {
+      const client = wsClient(platform.gatewayUrl, 'not-a-token');
+      client.on('closed', (event) => resolve((event as { code: number }).code));
+      wsSubscribe(client, KPI_UPDATED, { codes: ['orders'] });
+    });
+    expect(await closed).toBe(4401);
+  });
+
+  it('runs one execution per event for a thousand identical subscribers', async () => {
+    const clients = Array.from({ length: 10 }, () => wsClient(platform.gatewayUrl, viewer));
+    const subscribers = Array.from({ length: 1_000 }, (_, i) =>
+      wsSubscribe<KpiValue>(clients[i % 10]!, KPI_UPDATED, { codes: ['revenue'] }, 'kpiUpdated'),
+    );
+    await Promise.all(subscribers.map((s) => s.until(1))); // every snapshot
+    const before = await executions();
+    await publish('acme', 'revenue', 1, 2, 3);
+    await Promise.all(subscribers.map((s) => s.until(4)));
+    expect(
+      subscribers.every(
+        (s) =>
+          s.values
+            .slice(1)
+            .map((v) => v.value)
+            .join() === '1,2,3',
+      ),
+    ).toBe(true);
+    expect(subscribers[0]!.values[3]!.kpi.name).toBe('Revenue');
+    expect((await executions()) - before).toBe(3);
+    for (const s of subscribers) s.close();
+    await Promise.all(clients.map(async (c) => c.dispose()));
+  }, 60_000);
+});
+
+describe('kpiUpdated over SSE', () => {
+  it('streams values with their cursor as event id, and resumes from Last-Event-ID', async () => {
+    const stream = sseSubscribe<KpiValue>(
+      platform.gatewayUrl,
+      viewer,
+      KPI_UPDATED,
+      { codes: ['orders'] },
+      { field: 'kpiUpdated' },
+    );
+    expect(await stream.status).toBe(200);
+    await stream.until(1);
+    await publish('acme', 'orders', 31);
+    const values = await stream.until(2);
+    expect(values[1]).toMatchObject({ value: 31, kpi: { name: 'Orders' } });
+    expect(stream.ids).toEqual(values.map((v) => v.cursor));
+    stream.close();
+
+    const missed = await publish('acme', 'orders', 32, 33);
+    const resumed = sseSubscribe<KpiValue>(
+      platform.gatewayUrl,
+      viewer,
+      KPI_UPDATED,
+      { codes: ['orders'] },
+      {
+        field: 'kpiUpdated',
+        lastEventId: stream.ids.at(-1),
+      },
+    );
+    expect((await resumed.until(2)).map(seqOf)).toEqual(missed);
+    resumed.close();
+  });
+
+  it('answers 401 without a token and 403 for a role that may not subscribe', async () => {
+    expect(
+      await sseSubscribe(platform.gatewayUrl, undefined, KPI_UPDATED, { codes: ['orders'] }).status,
+    ).toBe(401);
+    const ingest = await platform.token('acme', ['ingest']);
+    expect(await sseSubscribe(platform.gatewayUrl, ingest, KPI_UPDATED, { codes: ['orders'] }).status).toBe(
+      403,
+    );
+  });
+});
+
+async function executions(): Promise<number> {
+  const text = await (await fetch(new URL('/metrics', platform.gatewayUrl))).text();
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith('pulsegraph_subscription_executions_total{field="kpiUpdated"}'));
+  return Number(line?.split(' ')[1] ?? 0);
+}

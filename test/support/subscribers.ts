@@ -1,0 +1,161 @@
+// Test clients for the gateway's subscriptions: graphql-ws over a real WebSocket and SSE over a real
+// HTTP stream, each collecting what it receives; and a stand-in KPI calculator that publishes values.
+import { jetstream } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { createClient, type Client } from 'graphql-ws';
+import WebSocket from 'ws';
+import { envelope } from '../../streams/envelope.ts';
+import { subjects } from '../../streams/subjects.ts';
+
+/** What a subscriber has received so far. */
+export interface Received<T> {
+  values: T[];
+  errors: unknown[];
+  /** SSE only: the id of each event. */
+  ids: string[];
+  completed: boolean;
+  /** Resolves once `count` values arrived (rejects after `timeoutMs`). */
+  until(count: number, timeoutMs?: number): Promise<T[]>;
+  close(): void;
+}
+
+function receiver<T>(close: () => void): Received<T> {
+  const received: Received<T> = {
+    values: [],
+    errors: [],
+    ids: [],
+    completed: false,
+    async until(count, timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (received.values.length < count) {
+        if (received.errors.length)
+          throw new Error(`subscription failed: ${JSON.stringify(received.errors)}`);
+        if (Date.now() > deadline) {
+          throw new Error(
+            `got ${received.values.length} of ${count} values: ${JSON.stringify(received.values)}`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return received.values;
+    },
+    close,
+  };
+  return received;
+}
+
+/** A graphql-ws client of the gateway (http URL of /graphql) with the token in connectionParams. */
+export function wsClient(graphqlUrl: string, token?: string, options: { retry?: boolean } = {}): Client {
+  return createClient({
+    url: graphqlUrl.replace(/^http/, 'ws'),
+    webSocketImpl: WebSocket,
+    connectionParams: token ? { authorization: `Bearer ${token}` } : {},
+    retryAttempts: options.retry ? 20 : 0,
+    retryWait: async () => new Promise((resolve) => setTimeout(resolve, 200)),
+    lazy: true,
+  });
+}
+
+/** Subscribes over graphql-ws and collects the `field` of each result. */
+export function wsSubscribe<T>(
+  client: Client,
+  query: string,
+  variables: Record<string, unknown> = {},
+  field?: string,
+): Received<T> {
+  let stop = () => undefined as void;
+  const received = receiver<T>(() => stop());
+  stop = client.subscribe<Record<string, T>>(
+    { query, variables },
+    {
+      next: (result) => {
+        if (result.errors) received.errors.push(...result.errors);
+        else received.values.push(field ? result.data![field]! : (result.data as T));
+      },
+      error: (error) => received.errors.push(...(Array.isArray(error) ? (error as unknown[]) : [error])),
+      complete: () => (received.completed = true),
+    },
+  );
+  return received;
+}
+
+/** Subscribes over SSE (distinct connections) and collects the `field` of each `next` event and its id. */
+export function sseSubscribe<T>(
+  graphqlUrl: string,
+  token: string | undefined,
+  query: string,
+  variables: Record<string, unknown> = {},
+  options: { field?: string; lastEventId?: string } = {},
+): Received<T> & { status: Promise<number> } {
+  const controller = new AbortController();
+  const received = receiver<T>(() => controller.abort());
+  const status = fetch(graphqlUrl, {
+    method: 'POST',
+    signal: controller.signal,
+    headers: {
+      accept: 'text/event-stream',
+      'content-type': 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(options.lastEventId ? { 'last-event-id': options.lastEventId } : {}),
+    },
+    body: JSON.stringify({ query, variables }),
+  }).then((response) => {
+    if (response.ok) void readEvents(response, received, options.field).catch(() => undefined);
+    else
+      void response
+        .json()
+        .then((body: { errors?: unknown[] }) => received.errors.push(...(body.errors ?? [body])));
+    return response.status;
+  });
+  return Object.assign(received, { status });
+}
+
+async function readEvents<T>(response: Response, received: Received<T>, field?: string): Promise<void> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const lines = Object.fromEntries(
+        block
+          .split('\n')
+          .filter((line) => line && !line.startsWith(':'))
+          .map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trimStart()]),
+      );
+      if (lines['event'] === 'complete') received.completed = true;
+      if (lines['event'] !== 'next') continue;
+      const result = JSON.parse(lines['data'] as string) as { data?: Record<string, T>; errors?: unknown[] };
+      if (result.errors) received.errors.push(...result.errors);
+      else received.values.push(field ? result.data![field]! : (result.data as T));
+      if (lines['id']) received.ids.push(lines['id']);
+    }
+  }
+}
+
+/** Publishes KPI values on the KPI stream as the calculator does; returns their stream sequences. */
+export async function publishKpiValues(
+  natsUrl: string,
+  tenant: string,
+  values: Array<{ code: string; value: number | null }>,
+): Promise<number[]> {
+  const nc = await connect({ servers: natsUrl });
+  try {
+    const js = jetstream(nc);
+    const seqs: number[] = [];
+    for (const { code, value } of values) {
+      const at = new Date().toISOString();
+      const payload = { kpi: { code }, value, at, window: '24h', dimensions: null, metric: null };
+      const ack = await js.publish(
+        subjects.kpi(tenant, code),
+        JSON.stringify(envelope({ eventType: 'kpi.value', source: 'test', tenant, payload })),
+      );
+      seqs.push(ack.seq);
+    }
+    return seqs;
+  } finally {
+    await nc.close();
+  }
+}
