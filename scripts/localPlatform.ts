@@ -13,7 +13,7 @@ import { startMetrics } from '../subgraphs/metrics/server.ts';
 import { startCalculator } from '../subgraphs/metrics/calculator.ts';
 import { startWriter } from '../subgraphs/metrics/writer.ts';
 import { startReports } from '../subgraphs/reports/server.ts';
-import { startNats, type ServerHandle } from './localServices.ts';
+import { startNats, startRedis, type ServerHandle } from './localServices.ts';
 import { createScratchDatabase } from './scratchDatabase.ts';
 
 /** A GraphQL response body. */
@@ -43,12 +43,14 @@ export interface LocalPlatform {
 
 /**
  * Starts the four subgraphs and the gateway in-process against a fresh database and a nats-server of
- * its own; with `workers`, also the event writer and the KPI calculator.
+ * its own, and the given Redis or one of its own; with `workers`, also the event writer and the KPI calculator.
  */
 export async function startLocalPlatform(options: {
   /** Superuser URL of the Postgres cluster to create the scratch database on. */
   clusterAdminUrl: string;
   appPassword: string;
+  /** Redis to use (tests share the suite's); without it, the platform starts one of its own. */
+  redisUrl?: string;
   workers?: boolean;
   production?: boolean;
   logLevel?: string;
@@ -62,12 +64,14 @@ export async function startLocalPlatform(options: {
     : { NODE_ENV: 'test', AUTH_MODE: 'dev' };
   const nats = await startNats({ storeDir: join(dataDir, 'nats') });
   const natsUrl = nats.url;
+  const redis = options.redisUrl ? undefined : await startRedis({ dir: join(dataDir, 'redis') });
   const base = {
     ...auth,
     LOG_LEVEL: options.logLevel ?? 'silent',
     DATA_DIR: dataDir,
     DATABASE_URL: db.appUrl,
     NATS_URL: natsUrl,
+    REDIS_URL: redis?.url ?? options.redisUrl,
     METADATA_PORT: '0',
     METRICS_PORT: '0',
     REPORTS_PORT: '0',
@@ -129,6 +133,7 @@ export async function startLocalPlatform(options: {
     async stop() {
       for (const service of running.reverse()) await service.close();
       await nats.stop();
+      await redis?.stop();
       await db.drop();
     },
   };

@@ -3,7 +3,14 @@
 // the calculator does, so that every count is exact (test/liveKpis.test.ts runs the real pipeline).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeCursor } from '../streams/cursor.ts';
+import {
+  createRedisPubSub,
+  publishReportProgress,
+  reportProgressChannel,
+  type RedisPubSub,
+} from '../lib/redis.ts';
 import { startTestPlatform, type TestPlatform } from './support/platform.ts';
+import { services } from './support/services.ts';
 import { publishKpiValues, sseSubscribe, wsClient, wsSubscribe } from './support/subscribers.ts';
 
 const KPI_UPDATED = `subscription ($codes: [ID!]!, $after: String) {
@@ -193,6 +200,52 @@ describe('kpiUpdated over SSE', () => {
     expect(await sseSubscribe(platform.gatewayUrl, ingest, KPI_UPDATED, { codes: ['orders'] }).status).toBe(
       403,
     );
+  });
+});
+
+describe('reportProgress through the gateway (served by the reports subgraph over graphql-ws)', () => {
+  const PROGRESS = `subscription ($id: ID!) { reportProgress(id: $id) { reportId generationId status progress message } }`;
+  const channel = reportProgressChannel('acme', 'rp1');
+  let redis: RedisPubSub;
+  beforeAll(() => void (redis = createRedisPubSub(services().redisUrl)));
+  afterAll(() => redis?.close());
+  const listeners = async () =>
+    ((await redis.getPublisher().pubsub('NUMSUB', channel)) as [string, number])[1];
+
+  it('arrives over graphql-ws and SSE, both sharing one upstream subscription', async () => {
+    const client = wsClient(platform.gatewayUrl, viewer);
+    const overWs = wsSubscribe<{ status: string; progress: number }>(
+      client,
+      PROGRESS,
+      { id: 'rp1' },
+      'reportProgress',
+    );
+    const overSse = sseSubscribe<{ status: string }>(
+      platform.gatewayUrl,
+      viewer,
+      PROGRESS,
+      { id: 'rp1' },
+      { field: 'reportProgress' },
+    );
+    await expect.poll(listeners, { timeout: 10_000 }).toBe(1);
+    const step = { reportId: 'rp1', generationId: 'g1', message: 'reading rollups' };
+    await publishReportProgress(redis, 'acme', { ...step, status: 'RUNNING', progress: 0.5 });
+    await publishReportProgress(redis, 'globex', { ...step, status: 'FAILED', progress: 1 });
+    await publishReportProgress(redis, 'acme', {
+      ...step,
+      status: 'COMPLETED',
+      progress: 1,
+      message: 'done',
+    });
+    expect(await overWs.until(2)).toEqual([
+      { ...step, status: 'RUNNING', progress: 0.5 },
+      { ...step, status: 'COMPLETED', progress: 1, message: 'done' },
+    ]);
+    expect((await overSse.until(2)).map((p) => p.status)).toEqual(['RUNNING', 'COMPLETED']);
+    overWs.close();
+    overSse.close();
+    await client.dispose();
+    await expect.poll(listeners, { timeout: 10_000 }).toBe(0);
   });
 });
 

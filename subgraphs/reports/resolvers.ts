@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { authorize, type Principal } from '../../lib/auth.ts';
 import { appError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
+import { reportProgressChannel, type RedisPubSub, type ReportProgress } from '../../lib/redis.ts';
 import { scalars } from '../../lib/scalars.ts';
 import type { Broker } from '../../streams/connection.ts';
 
@@ -11,6 +12,8 @@ export interface ReportsContext {
   logger: Logger;
   pool: pg.Pool;
   broker: Broker;
+  /** Named so, not pubsub: mercurius puts its own pubsub in a subscription's context. */
+  redis: RedisPubSub;
 }
 
 // Report storage and generation are not built yet: no report exists, so reads are empty and
@@ -47,7 +50,15 @@ export const resolvers = {
     },
   },
   Subscription: {
-    reportProgress: { subscribe: () => notYet('reportProgress') },
+    reportProgress: {
+      // The channel is always the caller's own tenant's, whatever report id it asks for.
+      subscribe: (_: unknown, args: { id: string }, context: ReportsContext) => {
+        const { tenant } = authorize(context.principal, 'subscribe');
+        return context.redis.asyncIterator<ReportProgress>(reportProgressChannel(tenant, args.id));
+      },
+      // Events are published bare, not wrapped as { reportProgress }.
+      resolve: (progress: ReportProgress) => progress,
+    },
   },
   Report: {
     __resolveReference: (_: { id: string }, __: unknown, context: ReportsContext) => {

@@ -1,33 +1,57 @@
 import { readFileSync } from 'node:fs';
 import { mercuriusFederationPlugin } from '@mercuriusjs/federation';
-import Fastify from 'fastify';
+import Fastify, { type FastifyRequest } from 'fastify';
 import type { GraphQLError } from 'graphql';
+import { CloseCode } from 'graphql-ws';
 import { assertRowLevelSecurity, createPool, pingDatabase } from '../../db/pool.ts';
 import { bearerToken, createTokenVerifier, type Principal } from '../../lib/auth.ts';
 import type { Config } from '../../lib/config.ts';
 import { errorCodeOf, ErrorCode } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
+import { createRedisPubSub, pingRedis } from '../../lib/redis.ts';
 import { checkReadiness, isMainModule, runService, type RunningService } from '../../lib/service.ts';
 import { connectBroker, ensureStreams, pingBroker } from '../../streams/connection.ts';
 import { resolvers, type ReportsContext } from './resolvers.ts';
 
 const schema = readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8');
 
-/** Starts the reports subgraph on Fastify + mercurius, verifying the caller's JWT on every request. */
+/** What mercurius passes onConnect as `this` (its connection; not in its types), of which we use two parts. */
+interface SubscriptionConnection {
+  context: { request: FastifyRequest };
+  socket: { close(code: number, reason: string): void };
+}
+
+/**
+ * Starts the reports subgraph on Fastify + mercurius, verifying the caller's JWT on every request and
+ * every WebSocket (graphql-transport-ws) connection; report progress comes from Redis pub/sub.
+ */
 export async function startReports(config: Config, logger: Logger): Promise<RunningService> {
   const pool = createPool(config.DATABASE_URL!, config.DATABASE_POOL_SIZE);
   await assertRowLevelSecurity(pool);
   const broker = await connectBroker(config.NATS_URL!, 'reports', logger);
   await ensureStreams(broker.nc);
+  const redis = createRedisPubSub(config.REDIS_URL!, logger);
   const verifier = await createTokenVerifier(config);
-  const readiness = { postgres: () => pingDatabase(pool), nats: () => pingBroker(broker.nc) };
+  const readiness = {
+    postgres: () => pingDatabase(pool),
+    nats: () => pingBroker(broker.nc),
+    redis: () => pingRedis(redis),
+  };
+  const contextOf = (principal: Principal): ReportsContext => ({
+    principal,
+    logger: logger.child({ tenant: principal.tenant }),
+    pool,
+    broker,
+    redis,
+  });
   let draining = false;
 
   const app = Fastify({ bodyLimit: 1_048_576 });
   app.decorateRequest('principal', null);
   // No subgraph trusts anything but a verifiable token: not the gateway, not a tenant header.
   app.addHook('onRequest', async (request, reply) => {
-    if (!request.url.startsWith('/graphql')) return;
+    // A WebSocket authenticates at connection_init instead (onConnect): browsers cannot set its headers.
+    if (!request.url.startsWith('/graphql') || (request.raw as { upgrade?: boolean }).upgrade) return;
     try {
       const token = bearerToken(request.headers.authorization);
       if (!token) throw new Error('authentication required: send Authorization: Bearer <token>');
@@ -43,9 +67,23 @@ export async function startReports(config: Config, logger: Logger): Promise<Runn
     schema,
     resolvers: resolvers as never,
     graphiql: false,
-    context: (request): ReportsContext => {
-      const principal = (request as unknown as { principal: Principal }).principal;
-      return { principal, logger: logger.child({ tenant: principal.tenant }), pool, broker };
+    context: (request) => contextOf((request as unknown as { principal: Principal }).principal),
+    subscription: {
+      // The token comes in connectionParams, else in the upgrade request. A refusal closes with 4403 as
+      // graphql-transport-ws says: returning false alone makes mercurius send a connection_error,
+      // a message of the older protocol that graphql-ws clients reject as malformed.
+      async onConnect(this: SubscriptionConnection, { payload }) {
+        const params = payload as { authorization?: unknown } | undefined;
+        const header =
+          typeof params?.authorization === 'string'
+            ? params.authorization
+            : this.context.request.headers.authorization;
+        const token = bearerToken(header);
+        const principal = token ? await verifier.verify(token).catch(() => undefined) : undefined;
+        if (principal) return contextOf(principal);
+        this.socket.close(CloseCode.Forbidden, 'Forbidden');
+        return false;
+      },
     },
     // Keep each error's stable code; execution errors answer 200 like the yoga subgraphs, so that
     // the gateway merges them into partial results. Unexpected errors are masked in production.
@@ -84,10 +122,12 @@ export async function startReports(config: Config, logger: Logger): Promise<Runn
     async close() {
       draining = true;
       await app.close();
+      await redis.close();
       await broker.close();
       await pool.end();
     },
   };
 }
 
-if (isMainModule(import.meta.url)) await runService('reports', ['DATABASE_URL', 'NATS_URL'], startReports);
+if (isMainModule(import.meta.url))
+  await runService('reports', ['DATABASE_URL', 'NATS_URL', 'REDIS_URL'], startReports);

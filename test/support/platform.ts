@@ -14,6 +14,7 @@ export function startTestPlatform(
   return startLocalPlatform({
     ...options,
     clusterAdminUrl: services().pgAdminUrl,
+    redisUrl: services().redisUrl,
     appPassword: TEST_APP_PASSWORD,
   });
 }
