@@ -84,7 +84,7 @@ export function createGateway(options: GatewayOptions) {
           supergraph,
           document,
           operationName,
-          variables: (variableValues ?? {}),
+          variables: variableValues ?? {},
           caller: callerOf(contextValue.request.headers),
           fetch: fetcher.fetch,
         }),

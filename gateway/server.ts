@@ -20,6 +20,7 @@ import { connectBroker, pingBroker } from '../streams/connection.ts';
 import { StreamFeeds } from '../streams/feeds.ts';
 import { createGateway } from './gateway.ts';
 import { createIngestEndpoint } from './ingestEndpoint.ts';
+import { watchSupergraph } from './supergraphWatch.ts';
 import { createSseHandler, wantsEventStream } from './transports/sse.ts';
 import { attachWebSocket } from './transports/websocket.ts';
 
@@ -95,11 +96,15 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     connectionInitTimeoutMs: config.WS_CONNECTION_INIT_TIMEOUT_MS,
     maxMessageBytes: config.WS_MAX_MESSAGE_BYTES,
   });
+  const stopWatching = config.SUPERGRAPH_POLL_MS
+    ? watchSupergraph(gateway, config.SUPERGRAPH_PATH, config.SUPERGRAPH_POLL_MS, logger)
+    : () => undefined;
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://${config.HOST}:${port}/graphql`,
     async close() {
       draining = true;
+      stopWatching();
       await websocket.close();
       await closeServer(server);
       await gateway.close();

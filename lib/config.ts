@@ -30,6 +30,8 @@ const schema = z.object({
   REPORTS_PORT: port.default(4003),
   INSIGHTS_PORT: port.default(4004),
   SUPERGRAPH_PATH: z.string().min(1).default('supergraph.graphql'),
+  // How often the gateway checks SUPERGRAPH_PATH for a new supergraph (0 = never: restart to change).
+  SUPERGRAPH_POLL_MS: z.coerce.number().int().min(0).max(3_600_000).default(2_000),
   SUBGRAPH_METADATA_URL: url(['http:', 'https:']).optional(),
   SUBGRAPH_METRICS_URL: url(['http:', 'https:']).optional(),
   SUBGRAPH_REPORTS_URL: url(['http:', 'https:']).optional(),

@@ -135,7 +135,7 @@ function errorPaths(fetch: FetchNode, cursor: Cursor) {
       hydrated ??= hydratePaths([], cursor.path, cursor.root);
       return [...(hydrated[path[1]] ?? []), ...path.slice(2)];
     }
-    return path ? [...(cursor.path), ...path] : undefined;
+    return path ? [...cursor.path, ...path] : undefined;
   };
 }
 
