@@ -11,7 +11,14 @@ import {
 } from '../lib/redis.ts';
 import { startTestPlatform, type TestPlatform } from './support/platform.ts';
 import { services } from './support/services.ts';
-import { publishKpiValues, sseSubscribe, wsClient, wsSubscribe } from './support/subscribers.ts';
+import {
+  publishInsight,
+  publishKpiValues,
+  rawSubscriber,
+  sseSubscribe,
+  wsClient,
+  wsSubscribe,
+} from './support/subscribers.ts';
 
 const KPI_UPDATED = `subscription ($codes: [ID!]!, $after: String) {
   kpiUpdated(codes: $codes, after: $after) { value cursor kpi { code name unit } }
@@ -160,6 +167,84 @@ describe('kpiUpdated over graphql-ws', () => {
   }, 60_000);
 });
 
+describe('slow subscribers', () => {
+  it('are conflated to the latest value per KPI and never slow the others', async () => {
+    const blob = 'x'.repeat(50_000); // 200 values of 50 KB outgrow any socket buffer
+    const query = `subscription { kpiUpdated(codes: ["revenue"]) { value dimensions } }`;
+    const slow = await rawSubscriber(platform.gatewayUrl, viewer, query);
+    const fast = wsClient(platform.gatewayUrl, viewer);
+    const received = wsSubscribe<{ value: number }>(fast, query, {}, 'kpiUpdated');
+    await received.until(1);
+    await slow.next(); // the snapshot: the slow one is subscribed
+    const conflatedBefore = await metric('pulsegraph_subscription_conflated_total');
+    slow.pause();
+    const values = Array.from({ length: 200 }, (_, i) => ({
+      code: 'revenue',
+      value: 1_000 + i,
+      dimensions: { blob },
+    }));
+    await publishKpiValues(platform.nats.url, 'acme', values);
+    const fastValues = await received.until(201, 30_000);
+    expect(fastValues.slice(1).map((v) => v.value)).toEqual(values.map((v) => v.value));
+    slow.resume();
+    let last = 0;
+    let count = 0;
+    while (last !== 1_199) {
+      last = ((await slow.next()) as { kpiUpdated: { value: number } }).kpiUpdated.value;
+      count++;
+    }
+    expect(count).toBeLessThan(200);
+    expect(await metric('pulsegraph_subscription_conflated_total')).toBeGreaterThan(conflatedBefore);
+    slow.close();
+    received.close();
+    await fast.dispose();
+  }, 60_000);
+});
+
+describe('metricUpdates and newInsights', () => {
+  it('serve the KPI stream as metrics and the INSIGHTS stream with kpi { name } resolved', async () => {
+    const active = () => metric('pulsegraph_subscriptions_active{transport="ws"}');
+    await expect.poll(active, { timeout: 10_000 }).toBe(0); // earlier tests' subscriptions are gone
+    const client = wsClient(platform.gatewayUrl, viewer);
+    const metrics = wsSubscribe<{ name: string; value: number; type: string }>(
+      client,
+      `subscription { metricUpdates(names: ["orders"]) { name value type metadata { aggregation interval } } }`,
+      {},
+      'metricUpdates',
+    );
+    const insights = wsSubscribe<{ title: string; severity: string; kpi: { name: string } }>(
+      client,
+      `subscription { newInsights(context: "orders") { title severity observed kpi { name } } }`,
+      {},
+      'newInsights',
+    );
+    // Neither field has a snapshot: publish once both are being served.
+    await expect.poll(active, { timeout: 10_000 }).toBe(2);
+    await publish('acme', 'orders', 41);
+    await publishInsight(platform.nats.url, 'acme', {
+      id: 'i-1',
+      context: 'orders',
+      kind: 'anomaly',
+      severity: 'WARNING',
+      title: 'Orders spiked',
+      detail: null,
+      kpi: { code: 'orders' },
+      observed: 41,
+      expected: 2,
+      at: new Date().toISOString(),
+    });
+    expect(await metrics.until(1)).toEqual([
+      { name: 'orders', value: 41, type: 'COUNTER', metadata: { aggregation: 'COUNT', interval: '24h' } },
+    ]);
+    expect(await insights.until(1)).toEqual([
+      { title: 'Orders spiked', severity: 'WARNING', observed: 41, kpi: { name: 'Orders' } },
+    ]);
+    metrics.close();
+    insights.close();
+    await client.dispose();
+  });
+});
+
 describe('kpiUpdated over SSE', () => {
   it('streams values with their cursor as event id, and resumes from Last-Event-ID', async () => {
     const stream = sseSubscribe<KpiValue>(
@@ -249,10 +334,10 @@ describe('reportProgress through the gateway (served by the reports subgraph ove
   });
 });
 
-async function executions(): Promise<number> {
+const executions = () => metric('pulsegraph_subscription_executions_total{field="kpiUpdated"}');
+
+async function metric(series: string): Promise<number> {
   const text = await (await fetch(new URL('/metrics', platform.gatewayUrl))).text();
-  const line = text
-    .split('\n')
-    .find((l) => l.startsWith('pulsegraph_subscription_executions_total{field="kpiUpdated"}'));
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return Number(line?.split(' ')[1] ?? 0);
 }

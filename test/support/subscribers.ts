@@ -6,6 +6,7 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { envelope } from '../../streams/envelope.ts';
 import { subjects } from '../../streams/subjects.ts';
+import { metricOf } from '../../subgraphs/metrics/metricShape.ts';
 
 /** What a subscriber has received so far. */
 export interface Received<T> {
@@ -139,15 +140,27 @@ async function readEvents<T>(response: Response, received: Received<T>, field?: 
 export async function publishKpiValues(
   natsUrl: string,
   tenant: string,
-  values: Array<{ code: string; value: number | null }>,
+  values: Array<{ code: string; value: number | null; dimensions?: Record<string, string> }>,
 ): Promise<number[]> {
   const nc = await connect({ servers: natsUrl });
   try {
     const js = jetstream(nc);
     const seqs: number[] = [];
-    for (const { code, value } of values) {
-      const at = new Date().toISOString();
-      const payload = { kpi: { code }, value, at, window: '24h', dimensions: null, metric: null };
+    for (const { code, value, dimensions = null } of values) {
+      const at = new Date();
+      const metric =
+        value === null
+          ? null
+          : metricOf({
+              name: code,
+              aggregation: 'COUNT',
+              unit: null,
+              interval: '24h',
+              value,
+              at,
+              dimensions,
+            });
+      const payload = { kpi: { code }, value, at: at.toISOString(), window: '24h', dimensions, metric };
       const ack = await js.publish(
         subjects.kpi(tenant, code),
         JSON.stringify(envelope({ eventType: 'kpi.value', source: 'test', tenant, payload })),
@@ -158,4 +171,50 @@ export async function publishKpiValues(
   } finally {
     await nc.close();
   }
+}
+
+/** Publishes an insight on the INSIGHTS stream as the detector does. */
+export async function publishInsight(
+  natsUrl: string,
+  tenant: string,
+  insight: { context: string } & Record<string, unknown>,
+): Promise<void> {
+  const nc = await connect({ servers: natsUrl });
+  try {
+    const payload = envelope({ eventType: 'insight', source: 'test', tenant, payload: insight });
+    await jetstream(nc).publish(subjects.insight(tenant, insight.context), JSON.stringify(payload));
+  } finally {
+    await nc.close();
+  }
+}
+
+/**
+ * A bare graphql-transport-ws subscriber over `ws` whose socket can stop reading (pause), to play a
+ * slow client; next() resolves with the data of each `next` message in turn.
+ */
+export async function rawSubscriber(graphqlUrl: string, token: string, query: string) {
+  const socket = new WebSocket(graphqlUrl.replace(/^http/, 'ws'), 'graphql-transport-ws');
+  const inbox: unknown[] = [];
+  let wake: (() => void) | undefined;
+  socket.on('message', (raw: Buffer) => {
+    const message = JSON.parse(raw.toString()) as { type: string; payload?: { data?: unknown } };
+    if (message.type === 'connection_ack') {
+      socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query } }));
+    } else if (message.type === 'next') {
+      inbox.push(message.payload?.data);
+      wake?.();
+    }
+  });
+  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+  socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
+  const tcp = (socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+  return {
+    async next(): Promise<unknown> {
+      while (inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+      return inbox.shift();
+    },
+    pause: () => tcp.pause(),
+    resume: () => tcp.resume(),
+    close: () => socket.terminate(),
+  };
 }
