@@ -55,7 +55,7 @@ const schema = z.object({
   // Largest body POST /events reads (default 10 MiB); larger ones get 413 before any parsing.
   INGEST_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(10_485_760),
   // graphql-ws: time a client has to send connection_init, and the largest message it may send.
-  WS_CONNECTION_INIT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
+  WS_CONNECTION_INIT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(3_000),
   WS_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(262_144),
   // Results a subscriber may have queued (after conflation) before it is closed as too slow.
   SUBSCRIBER_QUEUE_LIMIT: z.coerce.number().int().min(4).max(1_000_000).default(1_000),

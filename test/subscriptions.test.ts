@@ -133,13 +133,13 @@ describe('kpiUpdated over graphql-ws', () => {
     await Promise.all([globex.dispose(), ingestOnly.dispose(), witness.dispose()]);
   });
 
-  it('closes a connection without a valid token with 4401', async () => {
+  it('closes a connection without a valid token with 4403', async () => {
     const closed = new Promise<number>((resolve) => {
       const client = wsClient(platform.gatewayUrl, 'not-a-token');
       client.on('closed', (event) => resolve((event as { code: number }).code));
       wsSubscribe(client, KPI_UPDATED, { codes: ['orders'] });
     });
-    expect(await closed).toBe(4401);
+    expect(await closed).toBe(4403);
   });
 
   it('runs one execution per event for a thousand identical subscribers', async () => {

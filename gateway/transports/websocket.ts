@@ -1,6 +1,7 @@
 // GraphQL over WebSocket (graphql-ws, `graphql-transport-ws`) on the gateway's /graphql path.
-// Close codes: 4400 bad message, 4401 no or invalid token, 4403 token expired, 4408 no
-// connection_init in time, 4409 duplicate id, 4429 second connection_init, 1013 too slow a reader.
+// Close codes: 4400 bad message, 4401 subscribe before the ack, 4403 missing, invalid or expired
+// token, 4406 wrong subprotocol, 4408 no connection_init in time, 4409 duplicate id, 4429 second
+// connection_init, 1013 too slow a reader, 1001 gateway shutting down (the last two: resume by cursor).
 import { GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import { CloseCode, type Context } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
@@ -66,10 +67,7 @@ export function attachWebSocket(
           if (!token) throw new Error('send connectionParams.authorization: Bearer <token>');
           ctx.extra.principal = await options.verifier.verify(token);
         } catch (error) {
-          ctx.extra.socket.close(
-            CloseCode.Unauthorized,
-            `Unauthorized: ${(error as Error).message}`.slice(0, 120),
-          );
+          ctx.extra.socket.close(CloseCode.Forbidden, `Forbidden: ${(error as Error).message}`.slice(0, 120));
           return false;
         }
         ctx.extra.caller = { authorization: `Bearer ${token}` };
@@ -135,7 +133,7 @@ export function attachWebSocket(
     async close() {
       server.off('upgrade', onUpgrade);
       for (const client of wss.clients)
-        client.close(1012, 'service restart: reconnect and resume from your last cursor');
+        client.close(1001, 'going away: reconnect and resume from your last cursor');
       await graphqlWs.dispose();
     },
   };
