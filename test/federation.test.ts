@@ -3,6 +3,10 @@ import { buildClientSchema, buildSchema, getIntrospectionQuery, type Introspecti
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGateway } from '../gateway/gateway.ts';
+import { createTokenVerifier } from '../lib/auth.ts';
+import { createLogger } from '../lib/logger.ts';
+import { freePort } from '../scripts/network.ts';
 import { startTestPlatform, type TestPlatform } from './support/platform.ts';
 
 const DEFINE = `mutation ($input: KpiInput!) { defineKpi(input: $input) { code name unit aggregation dimensions window } }`;
@@ -125,6 +129,40 @@ describe('federated KPI definitions through the gateway', () => {
     expect((await define('f.two', 'f.one + 1')).body.errors).toBeUndefined();
     const { body } = await define('f.one', 'f.two / 2');
     expect(body.errors?.[0]?.message).toMatch(/cycle: f\.one -> f\.two -> f\.one/);
+  });
+});
+
+describe('a subgraph that cannot be reached', () => {
+  it('fails only its own fields, with SERVICE_UNAVAILABLE, while the rest of the query is served', async () => {
+    const gateway = createGateway({
+      supergraphSdl: readFileSync('supergraph.graphql', 'utf8'),
+      subgraphUrls: { ...platform.subgraphUrls, reports: `http://127.0.0.1:${await freePort()}/graphql` },
+      verifier: await createTokenVerifier(platform.config),
+      logger: createLogger('gateway', 'silent'),
+      production: false,
+      allowAnonymousIntrospection: false,
+      subgraphTimeoutMs: 2_000,
+    });
+    try {
+      const response = await gateway.yoga.fetch('http://gateway/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${admin}` },
+        body: JSON.stringify({ query: '{ kpis { code } report(id: "r1") { name } }' }),
+      });
+      const body = (await response.json()) as {
+        data: unknown;
+        errors: Array<{ path: string[]; extensions: { code: string } }>;
+      };
+      expect(body.data).toMatchObject({
+        kpis: expect.arrayContaining([{ code: 'checkout.revenue' }]) as unknown,
+        report: null,
+      });
+      expect(body.errors).toMatchObject([
+        { extensions: { code: 'SERVICE_UNAVAILABLE', serviceName: 'reports' } },
+      ]);
+    } finally {
+      await gateway.close();
+    }
   });
 });
 
