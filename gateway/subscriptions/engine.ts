@@ -158,8 +158,9 @@ export class SubscriptionEngine {
   }
 
   private join(group: Group, request: SubscribeRequest, catchingUp: boolean): Member {
-    group.useCaller(request.caller);
     const member: Member = {
+      caller: request.caller,
+      expiresAt: request.principal.expiresAt,
       watermark: 0,
       held: catchingUp ? [] : undefined,
       outbox: new Outbox({

@@ -23,6 +23,9 @@ export interface Member {
   watermark: number;
   /** While it catches up (snapshot, replay), live results wait here. */
   held?: Array<{ seq: number; key: string; delivery: Delivery }>;
+  /** The member's own credentials, and when they expire. */
+  caller: Caller;
+  expiresAt?: number;
 }
 
 /** What every group is built from. */
@@ -34,6 +37,7 @@ export interface GroupSpec {
   operationName?: string | null;
   variables: Record<string, unknown>;
   primary: Primary;
+  /** The first subscriber's credentials: the upstream subscription of a subgraph-served group uses them. */
   caller: Caller;
   fetch: SubgraphFetch;
   logger: Logger;
@@ -53,9 +57,16 @@ export abstract class Group {
     this.spec = spec;
   }
 
-  /** Uses the newest member's credentials for the group's fetches (same tenant and roles by construction). */
-  useCaller(caller: Caller): void {
-    this.spec.caller = caller;
+  /**
+   * The credentials of the group's fetches: the member's whose token lives longest (members share
+   * tenant and roles by construction, so the answers are the same for all of them).
+   */
+  protected get caller(): Caller {
+    let chosen: Member | undefined;
+    for (const member of this.members) {
+      if (!chosen || (member.expiresAt ?? Infinity) > (chosen.expiresAt ?? Infinity)) chosen = member;
+    }
+    return chosen?.caller ?? this.spec.caller;
   }
 
   /** Builds the client result from a primary result: entity fetches of the plan's rest, then shaping. */
@@ -76,7 +87,7 @@ export abstract class Group {
           supergraphSchema: supergraph.supergraphSchema,
           operation: planned.operation,
           variables,
-          caller: this.spec.caller,
+          caller: this.caller,
           fetch: this.spec.fetch,
           errors,
         },
@@ -181,9 +192,9 @@ export class StreamGroup extends Group {
     const cursor = encodeCursor(seq, this.binding.stream);
     const value = { ...(selected as ResultMap) };
     if (this.binding.cursorField) value[this.binding.cursorField] = cursor;
-    const { primary, supergraph, caller, fetch } = this.spec;
+    const { primary, supergraph, fetch } = this.spec;
     const subgraphSchema = supergraph.subgraphSchemas.get(primary.fetch.serviceName)!;
-    const primaryResult = await primaryFromPayload(primary, subgraphSchema, value, caller, fetch);
+    const primaryResult = await primaryFromPayload(primary, subgraphSchema, value, this.caller, fetch);
     return this.resultOf(primaryResult, cursor);
   }
 
