@@ -297,7 +297,7 @@ describe('reportProgress through the gateway (served by the reports subgraph ove
   const listeners = async () =>
     ((await redis.getPublisher().pubsub('NUMSUB', channel)) as [string, number])[1];
 
-  it('arrives over graphql-ws and SSE, both sharing one upstream subscription', async () => {
+  it('arrives over graphql-ws and SSE, each multiplexed over the gateway connection to the subgraph', async () => {
     const client = wsClient(platform.gatewayUrl, viewer);
     const overWs = wsSubscribe<{ status: string; progress: number }>(
       client,

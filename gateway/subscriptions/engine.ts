@@ -37,6 +37,7 @@ export class SubscriptionEngine {
   private readonly documentKeys = new WeakMap<DocumentNode, string>();
   private readonly versions = new WeakMap<LoadedSupergraph, number>();
   private version = 0;
+  private upstreamSubscriptions = 0;
   private readonly options: {
     feeds?: StreamFeeds;
     fetch: SubgraphFetch;
@@ -77,7 +78,10 @@ export class SubscriptionEngine {
     const shared = Object.fromEntries(
       Object.entries(request.variables).filter(([name]) => !primary.resumeVariables.includes(name)),
     );
+    // Subgraph-served fields share nothing but the connection: what a subgraph sends a new
+    // subscriber first (say, the last known state) must reach that subscriber, not only the first one.
     const key = [
+      binding ? '' : `upstream#${++this.upstreamSubscriptions}`,
       this.versionOf(supergraph),
       this.documentKey(request.document),
       request.operationName ?? '',
