@@ -76,7 +76,7 @@ describe('npm start', () => {
       expect(up, `no "Pulsegraph is up" line within 60 s; output:\n${output.slice(-4000)}`).toBe(true);
       expect((await fetch('http://127.0.0.1:4000/readyz')).status).toBe(200);
       const pids = servicePids();
-      // Four subgraphs, the gateway, the event writer and the KPI calculator.
+      // Four subgraphs, the gateway, the event writer, the KPI calculator and the report scheduler.
       expect([...output.matchAll(/started (\w+) \(pid/g)].map((m) => m[1]).sort()).toEqual([
         'calculator',
         'gateway',
@@ -84,9 +84,10 @@ describe('npm start', () => {
         'metadata',
         'metrics',
         'reports',
+        'scheduler',
         'writer',
       ]);
-      expect(pids).toHaveLength(7);
+      expect(pids).toHaveLength(8);
 
       child.kill('SIGINT');
       expect(await exited, `start did not exit cleanly; output:\n${output.slice(-4000)}`).toBe(0);

@@ -1,10 +1,20 @@
+import DataLoader from 'dataloader';
 import type pg from 'pg';
+import { withTenant } from '../../db/pool.ts';
 import { authorize, type Principal } from '../../lib/auth.ts';
 import { appError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
-import { reportProgressChannel, type RedisPubSub, type ReportProgress } from '../../lib/redis.ts';
+import type { RedisPubSub, ReportProgress } from '../../lib/redis.ts';
 import { scalars } from '../../lib/scalars.ts';
 import type { Broker } from '../../streams/connection.ts';
+import { enqueueGeneration, followProgress } from './queue.ts';
+import { generationStore, kpiDimensions, reportStore, type GenerationRow, type ReportRow } from './store.ts';
+import {
+  normaliseChanges,
+  normaliseNewReport,
+  type CreateReportInput,
+  type UpdateReportInput,
+} from './validate.ts';
 
 /** What every reports resolver receives. */
 export interface ReportsContext {
@@ -16,54 +26,108 @@ export interface ReportsContext {
   redis: RedisPubSub;
 }
 
-// Report storage and generation are not built yet: no report exists, so reads are empty and
-// writes say plainly that they are not available rather than pretending to succeed.
-const notYet = (what: string) => {
-  throw appError('NOT_IMPLEMENTED', `${what} is not available yet in this version of Pulsegraph`);
-};
+// One loader per request: the status and lastRun of every listed report come from one query.
+const loaders = new WeakMap<ReportsContext, DataLoader<string, GenerationRow | null>>();
+function latestGeneration(context: ReportsContext, reportId: string): Promise<GenerationRow | null> {
+  let loader = loaders.get(context);
+  if (!loader) {
+    loader = new DataLoader(async (ids) => {
+      const latest = await withTenant(context.pool, context.principal.tenant, (client) =>
+        generationStore.latestOf(client, ids),
+      );
+      return ids.map((id) => latest.get(id) ?? null);
+    });
+    loaders.set(context, loader);
+  }
+  return loader.load(reportId);
+}
+
+const notFound = (id: string) => appError('NOT_FOUND', `no report with id "${id}"`, { field: 'id' });
 
 /** Resolvers of the reports subgraph (mercurius). */
 export const resolvers = {
   ...scalars,
   Query: {
-    reports: (_: unknown, __: unknown, context: ReportsContext) => {
-      authorize(context.principal, 'read');
-      return [];
+    reports: (
+      _: unknown,
+      args: { type?: string | null; status?: string | null },
+      context: ReportsContext,
+    ) => {
+      const { tenant } = authorize(context.principal, 'read');
+      const filter = { type: args.type ?? undefined, status: args.status ?? undefined };
+      return withTenant(context.pool, tenant, (client) => reportStore.list(client, filter));
     },
-    report: (_: unknown, __: { id: string }, context: ReportsContext) => {
-      authorize(context.principal, 'read');
-      return null;
+    report: async (_: unknown, args: { id: string }, context: ReportsContext) => {
+      const { tenant } = authorize(context.principal, 'read');
+      return (await withTenant(context.pool, tenant, (client) => reportStore.get(client, args.id))) ?? null;
     },
   },
   Mutation: {
-    createReport: (_: unknown, __: unknown, context: ReportsContext) => {
-      authorize(context.principal, 'report');
-      return notYet('createReport');
+    createReport: async (_: unknown, args: { input: CreateReportInput }, context: ReportsContext) => {
+      const { tenant } = authorize(context.principal, 'report');
+      const report = await withTenant(context.pool, tenant, async (client) => {
+        const kpis = await kpiDimensions(client, args.input.config.metrics);
+        return reportStore.create(client, normaliseNewReport(args.input, kpis));
+      });
+      context.logger.info({ reportId: report.id, type: report.type }, 'report created');
+      return report;
     },
-    updateReport: (_: unknown, __: unknown, context: ReportsContext) => {
-      authorize(context.principal, 'report');
-      return notYet('updateReport');
+    updateReport: async (
+      _: unknown,
+      args: { id: string; input: UpdateReportInput },
+      context: ReportsContext,
+    ) => {
+      const { tenant } = authorize(context.principal, 'report');
+      return withTenant(context.pool, tenant, async (client) => {
+        const existing = await reportStore.get(client, args.id);
+        if (!existing) throw notFound(args.id);
+        const kpis = args.input.config
+          ? await kpiDimensions(client, args.input.config.metrics)
+          : new Map<string, string[]>();
+        const changes = normaliseChanges(args.input, existing, kpis);
+        return (await reportStore.update(client, args.id, changes)) ?? existing;
+      });
     },
-    generateReport: (_: unknown, __: unknown, context: ReportsContext) => {
-      authorize(context.principal, 'report');
-      return notYet('generateReport');
+    generateReport: async (_: unknown, args: { id: string }, context: ReportsContext) => {
+      const { tenant } = authorize(context.principal, 'report');
+      const generation = await enqueueGeneration(context, tenant, args.id);
+      // A manual generation is never a duplicate of a scheduled tick.
+      if (!generation) throw new Error(`generation of report ${args.id} was not created`);
+      context.logger.info({ reportId: args.id, generationId: generation.id }, 'report generation queued');
+      return generation;
     },
   },
   Subscription: {
     reportProgress: {
-      // The channel is always the caller's own tenant's, whatever report id it asks for.
+      // The channel is always the caller's own tenant's, whatever report id it asks for; the first event
+      // is the latest generation's stored state, so that a late subscriber sees how it ended.
       subscribe: (_: unknown, args: { id: string }, context: ReportsContext) => {
         const { tenant } = authorize(context.principal, 'subscribe');
-        return context.redis.asyncIterator<ReportProgress>(reportProgressChannel(tenant, args.id));
+        return followProgress(context.redis, tenant, args.id, () =>
+          withTenant(context.pool, tenant, (client) => generationStore.latest(client, args.id)),
+        );
       },
       // Events are published bare, not wrapped as { reportProgress }.
       resolve: (progress: ReportProgress) => progress,
     },
   },
   Report: {
-    __resolveReference: (_: { id: string }, __: unknown, context: ReportsContext) => {
-      authorize(context.principal, 'read');
-      return null;
+    __resolveReference: async (reference: { id: string }, _: unknown, context: ReportsContext) => {
+      const { tenant } = authorize(context.principal, 'read');
+      return (
+        (await withTenant(context.pool, tenant, (client) => reportStore.get(client, reference.id))) ?? null
+      );
     },
+    /** READY until it has a generation, then its latest generation's status (DRAFT is never produced). */
+    status: async (report: ReportRow, _: unknown, context: ReportsContext) =>
+      (await latestGeneration(context, report.id))?.status ?? 'READY',
+    lastRun: (report: ReportRow, _: unknown, context: ReportsContext) => latestGeneration(context, report.id),
+    // Keys only: the gateway resolves every other Kpi field from the metadata and metrics subgraphs.
+    kpis: (report: ReportRow) => report.config.metrics.map((code) => ({ code })),
+  },
+  ReportGeneration: {
+    // Served by the gateway, relative to it; only a COMPLETED generation has an output.
+    downloadUrl: (generation: GenerationRow) =>
+      generation.status === 'COMPLETED' ? `/reports/${generation.id}/download` : null,
   },
 };
