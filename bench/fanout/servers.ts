@@ -1,0 +1,123 @@
+// The two servers the fan-out bench compares, each a process of its own on core 0: the real gateway
+// (gateway/server.ts against the local platform's subgraphs and NATS) and a bare `ws` broadcaster.
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { outputTail, spawnTied, stopChild, waitForExit } from '../../scripts/childProcesses.ts';
+import type { LocalPlatform } from '../../scripts/localPlatform.ts';
+import { answers200, freePort, pollUntil } from '../../scripts/network.ts';
+import { onCore } from '../cores.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** A server process under test. */
+export interface ServerProcess {
+  pid: number;
+  /** ws:// URL clients connect to. */
+  wsUrl: string;
+  /** Lines it wrote (the gateway runs with LOG_LEVEL=warn: its warnings and errors), the latest 200. */
+  logged: string[];
+  stop(): Promise<void>;
+}
+
+function start(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; logged: string[] } {
+  const [command, commandArgs] = onCore(0, process.execPath, args);
+  const child = spawnTied(command, commandArgs, { cwd: ROOT, env: { ...process.env, ...env } });
+  const logged: string[] = [];
+  outputTail(child, (line) => {
+    logged.push(line);
+    if (logged.length > 200) logged.shift();
+  });
+  return { child, logged };
+}
+
+/** Starts gateway/server.ts on core 0 against the platform's subgraphs and NATS; resolves once ready. */
+export async function startGatewayProcess(platform: LocalPlatform): Promise<ServerProcess> {
+  const port = await freePort();
+  const { config, subgraphUrls } = platform;
+  const { child, logged } = start(['gateway/server.ts'], {
+    NODE_ENV: config.NODE_ENV,
+    AUTH_MODE: 'dev', // dev tokens signed with the key in DATA_DIR, as platform.token() signs them
+    DATA_DIR: platform.dataDir,
+    NATS_URL: config.NATS_URL,
+    DATABASE_URL: config.DATABASE_URL,
+    SUBGRAPH_METADATA_URL: subgraphUrls.metadata,
+    SUBGRAPH_METRICS_URL: subgraphUrls.metrics,
+    SUBGRAPH_REPORTS_URL: subgraphUrls.reports,
+    SUBGRAPH_INSIGHTS_URL: subgraphUrls.insights,
+    HOST: '127.0.0.1',
+    GATEWAY_PORT: String(port),
+    LOG_LEVEL: 'warn',
+  });
+  const base = `http://127.0.0.1:${port}`;
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  const ready = await pollUntil(() => answers200(`${base}/readyz`), { timeoutMs: 60_000, stop: exited });
+  if (!ready) {
+    await stopChild(child);
+    throw new Error(`the gateway process did not become ready:\n${logged.join('\n')}`);
+  }
+  return {
+    pid: child.pid!,
+    wsUrl: `ws://127.0.0.1:${port}/graphql`,
+    logged,
+    stop: async () => void (await stopChild(child, 'SIGTERM', 15_000)),
+  };
+}
+
+/** The gateway's Prometheus counters and gauges, summed over labels, by metric name. */
+export async function readMetrics(wsUrl: string): Promise<Map<string, number>> {
+  const response = await fetch(new URL('/metrics', wsUrl.replace(/^ws/, 'http')));
+  const metrics = new Map<string, number>();
+  for (const line of (await response.text()).split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{[^}]*\})? (\S+)$/.exec(line);
+    if (match) metrics.set(match[1]!, (metrics.get(match[1]!) ?? 0) + Number(match[2]));
+  }
+  return metrics;
+}
+
+/** The gateway's metrics once it has closed every client socket (or after timeoutMs), to look for leaks. */
+export async function readMetricsWhenIdle(wsUrl: string, timeoutMs = 10_000): Promise<Map<string, number>> {
+  const deadline = Date.now() + timeoutMs;
+  let metrics = await readMetrics(wsUrl);
+  while ((metrics.get('pulsegraph_websockets_open') ?? 0) > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    metrics = await readMetrics(wsUrl);
+  }
+  return metrics;
+}
+
+/** The bare `ws` broadcaster (bench/fanout/rawBroadcast.ts) on core 0. */
+export interface RawBroadcaster extends ServerProcess {
+  /** Sends one frame (a line of JSON) to every connected client. */
+  broadcast(frame: string): void;
+}
+
+/** Starts the raw broadcaster; resolves once it listens. */
+export async function startRawBroadcaster(): Promise<RawBroadcaster> {
+  const { child, logged } = start(['bench/fanout/rawBroadcast.ts'], {});
+  const listening = new Promise<number>((resolve) => {
+    const onLine = (chunk: Buffer) => {
+      const port = /listening (\d+)/.exec(chunk.toString())?.[1];
+      if (!port) return;
+      child.stdout!.off('data', onLine);
+      resolve(Number(port));
+    };
+    child.stdout!.on('data', onLine);
+  });
+  const port = await Promise.race([
+    listening,
+    once(child, 'exit').then(() => Promise.reject(new Error(`rawBroadcast exited: ${logged.join('\n')}`))),
+  ]);
+  return {
+    pid: child.pid!,
+    wsUrl: `ws://127.0.0.1:${port}`,
+    logged,
+    broadcast: (frame) => void child.stdin!.write(`${frame}\n`),
+    async stop() {
+      child.stdin!.end(); // it exits when stdin ends; a signal only if it does not
+      const timer = setTimeout(() => void stopChild(child), 5_000);
+      await waitForExit(child);
+      clearTimeout(timer);
+    },
+  };
+}
