@@ -13,7 +13,7 @@ import type { Logger } from '../../lib/logger.ts';
 import type { Caller } from '../execution/subgraphFetcher.ts';
 import type { Gateway } from '../gateway.ts';
 import { subscriptionMetrics } from '../subscriptions/metrics.ts';
-import type { Delivery } from '../subscriptions/outbox.ts';
+import type { Delivery, Outbox } from '../subscriptions/outbox.ts';
 import { prepareOperation, runOperation, type PreparedOperation } from './operations.ts';
 
 /** Close code for a subscriber too slow to keep up: reconnect and resume from the last cursor. */
@@ -32,6 +32,50 @@ interface OperationContext {
   caller: Caller;
   socket: WebSocket;
   prepared: PreparedOperation;
+  id: string;
+}
+
+/** Frames written to a socket and not yet handed to the kernel, per subscription, before the queue waits. */
+const MAX_IN_FLIGHT = 8;
+
+/**
+ * Writes a subscription's results straight to the socket as `next` frames around the result each
+ * group serialized once, instead of letting graphql-ws serialize it again per subscriber. graphql-ws
+ * still owns the protocol: it iterates what this returns, which ends when the queue ends and every
+ * frame is written (then it sends `complete`), and its `return()` (client `complete`, socket closed)
+ * closes the queue.
+ */
+function writeFrames(outbox: Outbox, socket: WebSocket, id: string): AsyncIterableIterator<ExecutionResult> {
+  const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+  let inFlight = 0;
+  let room: (() => void) | undefined;
+  const written = () => {
+    inFlight--;
+    room?.();
+  };
+  const pumped = (async () => {
+    for await (const delivery of outbox) {
+      if (socket.readyState !== socket.OPEN) break;
+      inFlight++;
+      socket.send(`${prefix}${delivery.json()}}`, written);
+      while (inFlight >= MAX_IN_FLIGHT && socket.readyState === socket.OPEN) {
+        await new Promise<void>((resolve) => (room = resolve));
+      }
+    }
+  })();
+  const done = (): Promise<IteratorResult<ExecutionResult>> =>
+    pumped.then(() => ({ value: undefined, done: true }));
+  return {
+    next: done,
+    return: () => {
+      outbox.close();
+      room?.();
+      return done();
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }
 
 /** Serves graphql-ws on `server`'s upgrades to /graphql. */
@@ -80,12 +124,13 @@ export function attachWebSocket(
         return true;
       },
       onClose: (ctx) => clearTimeout(ctx.extra.expiry),
-      onSubscribe: (ctx, _id, payload) => {
+      onSubscribe: (ctx, id, payload) => {
         const { principal, caller, socket } = ctx.extra;
         if (!principal || !caller) return [new GraphQLError('unauthenticated')];
         const prepared = prepareOperation(gateway, payload, principal);
         if (Array.isArray(prepared)) return prepared as GraphQLError[];
         const contextValue: OperationContext = {
+          id,
           principal,
           caller,
           socket,
@@ -101,6 +146,7 @@ export function attachWebSocket(
       },
       execute: (args) => run(args),
       subscribe: (args) => run(args),
+      // Query and mutation results arrive wrapped like subscription deliveries.
       onNext: (_ctx, _id, _payload, _args, result) =>
         (result as unknown as Delivery).result as ExecutionResult,
     },
@@ -108,9 +154,8 @@ export function attachWebSocket(
     12_000,
   );
 
-  // graphql-ws iterates the queue and hands each Delivery to onNext, which picks its result.
   async function run(args: ExecutionArgs): Promise<AsyncIterable<ExecutionResult> | ExecutionResult> {
-    const { principal, caller, socket, prepared } = args.contextValue as OperationContext;
+    const { id, principal, caller, socket, prepared } = args.contextValue as OperationContext;
     const outcome = await runOperation(
       gateway,
       {
@@ -125,7 +170,7 @@ export function attachWebSocket(
         onOverflow: () => socket.close(SLOW_CONSUMER, 'too slow: reconnect and resume from your last cursor'),
       },
     );
-    if (Symbol.asyncIterator in outcome) return outcome as unknown as AsyncIterable<ExecutionResult>;
+    if (Symbol.asyncIterator in outcome) return writeFrames(outcome as Outbox, socket, id);
     return { result: outcome, json: () => JSON.stringify(outcome) } as unknown as ExecutionResult;
   }
 
