@@ -170,7 +170,7 @@ export function attachWebSocket(
         onOverflow: () => socket.close(SLOW_CONSUMER, 'too slow: reconnect and resume from your last cursor'),
       },
     );
-    if (Symbol.asyncIterator in outcome) return writeFrames(outcome as Outbox, socket, id);
+    if (Symbol.asyncIterator in outcome) return writeFrames(outcome, socket, id);
     return { result: outcome, json: () => JSON.stringify(outcome) } as unknown as ExecutionResult;
   }
 
