@@ -20,6 +20,7 @@ import { connectBroker, pingBroker } from '../streams/connection.ts';
 import { StreamFeeds } from '../streams/feeds.ts';
 import { createGateway } from './gateway.ts';
 import { createIngestEndpoint } from './ingestEndpoint.ts';
+import { createReportDownload, isReportDownloadPath } from './reportDownload.ts';
 import { watchSupergraph } from './supergraphWatch.ts';
 import { createSseHandler, wantsEventStream } from './transports/sse.ts';
 import { attachWebSocket } from './transports/websocket.ts';
@@ -64,6 +65,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     logger,
     maxBodyBytes: config.INGEST_MAX_BODY_BYTES,
   });
+  const reportDownload = createReportDownload({ verifier, pool, dataDir: config.DATA_DIR, logger });
 
   let draining = false;
   const handler = withHealthRoutes(
@@ -77,6 +79,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
       const path = req.url?.split('?')[0];
       if (path === '/events') {
         ingestEndpoint(req, res);
+        return;
+      }
+      if (isReportDownloadPath(path)) {
+        reportDownload(req, res);
         return;
       }
       if (path === '/graphql' && wantsEventStream(req)) {

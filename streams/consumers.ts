@@ -33,6 +33,17 @@ export const consumers = {
       max_ack_pending: 20_000,
     },
   },
+  /**
+   * Generates reports (subgraphs/reports/worker.ts), one job at a time per worker, any number of
+   * workers sharing it. A long report signals progress (working) well within ack_wait; a worker that
+   * dies leaves its job to be redelivered after ack_wait. Redelivery is unbounded here because the
+   * worker bounds attempts itself, counted in report_generations: a max_deliver would drop the job
+   * of a worker that died on the last delivery and leave its generation RUNNING for ever.
+   */
+  reportWorker: {
+    stream: Stream.REPORTS,
+    config: { ...base, durable_name: 'report-worker', ack_wait: nanos(30_000), max_deliver: -1 },
+  },
   /** Recomputes a KPI's rollups from stored events when its definition changes (long: it signals progress). */
   backfill: {
     stream: Stream.METADATA,

@@ -24,7 +24,7 @@ describe('npm start', () => {
   let dataDir: string;
   let start: ChildProcess | undefined;
   let output = '';
-  const servicePids = () => [...output.matchAll(/started (\w+) \(pid (\d+)\)/g)].map((m) => Number(m[2]));
+  const servicePids = () => [...output.matchAll(/started ([\w-]+) \(pid (\d+)\)/g)].map((m) => Number(m[2]));
 
   beforeAll(async () => {
     for (const [name, port] of Object.entries(ports)) {
@@ -76,18 +76,19 @@ describe('npm start', () => {
       expect(up, `no "Pulsegraph is up" line within 60 s; output:\n${output.slice(-4000)}`).toBe(true);
       expect((await fetch('http://127.0.0.1:4000/readyz')).status).toBe(200);
       const pids = servicePids();
-      // Four subgraphs, the gateway, the event writer, the KPI calculator and the report scheduler.
-      expect([...output.matchAll(/started (\w+) \(pid/g)].map((m) => m[1]).sort()).toEqual([
+      // Four subgraphs, the gateway, the event writer, the KPI calculator, the report scheduler and worker.
+      expect([...output.matchAll(/started ([\w-]+) \(pid/g)].map((m) => m[1]).sort()).toEqual([
         'calculator',
         'gateway',
         'insights',
         'metadata',
         'metrics',
+        'report-worker',
         'reports',
         'scheduler',
         'writer',
       ]);
-      expect(pids).toHaveLength(8);
+      expect(pids).toHaveLength(9);
 
       child.kill('SIGINT');
       expect(await exited, `start did not exit cleanly; output:\n${output.slice(-4000)}`).toBe(0);

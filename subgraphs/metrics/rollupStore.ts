@@ -153,7 +153,7 @@ export const rollupStore = {
       return `(resolution = $${n - 2} AND bucket >= $${n - 1} AND bucket < $${n})`;
     });
     const { rows } = await client.query<TotalsRow>(
-      `SELECT sum(count) AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max, sketch_merge_agg(sketch) AS sketch
+      `SELECT sum(count) AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max, sketch_merge_agg(sketch) FILTER (WHERE sketch IS NOT NULL) AS sketch
          FROM rollups WHERE kpi_code = $1 AND dims @> $2::jsonb AND (${ranges.join(' OR ')})`,
       params,
     );
@@ -197,7 +197,7 @@ export const rollupStore = {
     metricReads.inc({ source: 'rollups' });
     const { rows } = await client.query<TotalsRow & { at: Date; group: Record<string, string | null> }>(
       `SELECT at, grp AS "group", sum(count) AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max,
-              sketch_merge_agg(sketch) AS sketch
+              sketch_merge_agg(sketch) FILTER (WHERE sketch IS NOT NULL) AS sketch
          FROM (SELECT date_bin(make_interval(secs => $5::double precision / 1000), bucket, 'epoch') AS at,
                       (SELECT coalesce(jsonb_object_agg(g, dims -> g), '{}') FROM unnest($7::text[]) AS g) AS grp,
                       count, sum, min, max, sketch

@@ -80,8 +80,8 @@ export const reportStore = {
   /** Stores a new report. */
   async create(client: TenantClient, input: NewReport): Promise<ReportRow> {
     const { rows } = await client.query<ReportRow>(
-      `INSERT INTO reports AS r (tenant_id, name, type, config, schedule_cron, schedule_timezone, format)
-       VALUES (current_setting('app.tenant_id', true), $1, $2, $3, $4, $5, $6)
+      `INSERT INTO reports AS r (tenant_id, name, type, config, schedule_cron, schedule_timezone, format, created_at)
+       VALUES (current_setting('app.tenant_id', true), $1, $2, $3, $4, $5, $6, clock_timestamp())
        RETURNING ${REPORT_COLUMNS}`,
       [
         input.name,
