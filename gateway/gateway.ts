@@ -8,9 +8,11 @@ import { requestError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { StreamFeeds } from '../streams/feeds.ts';
 import { executeOperation } from './execution/execute.ts';
+import { limitDocuments } from './execution/documents.ts';
 import { createSubgraphFetcher, type Caller } from './execution/subgraphFetcher.ts';
 import { loadSupergraph, type LoadedSupergraph } from './execution/supergraph.ts';
 import { useAuth, type GatewayContext } from './plugins/useAuth.ts';
+import { operationLimits, useOperationLimits, type OperationLimits } from './plugins/useOperationLimits.ts';
 import { SubscriptionEngine } from './subscriptions/engine.ts';
 import { UpstreamSubscriptions } from './subscriptions/upstream.ts';
 
@@ -28,6 +30,11 @@ export interface GatewayOptions {
   feeds?: StreamFeeds;
   /** Results a subscriber may have queued before it is closed as too slow. */
   subscriberQueueLimit?: number;
+  /**
+   * Operation limits over every transport (defaults: useOperationLimits.ts; production also limits
+   * introspection and hides "Did you mean" suggestions).
+   */
+  limits?: Partial<OperationLimits>;
 }
 
 /** The gateway: HTTP handler, subscription engine, and the supergraph it serves (swappable). */
@@ -54,7 +61,9 @@ function keepPlatformErrors(error: unknown, message: string, isDev?: boolean): E
 
 /** Builds the gateway over a supergraph SDL. */
 export function createGateway(options: GatewayOptions) {
+  const limits = operationLimits(options.limits, options.production);
   let supergraph = loadSupergraph(options.supergraphSdl);
+  limitDocuments(supergraph.schema, limits);
   const urls = () => {
     const resolved = new Map(supergraph.routingUrls);
     for (const [name, url] of Object.entries(options.subgraphUrls)) if (url) resolved.set(name, url);
@@ -112,12 +121,15 @@ export function createGateway(options: GatewayOptions) {
         verifier: options.verifier,
         allowAnonymousIntrospection: options.allowAnonymousIntrospection,
       }),
+      useOperationLimits(limits),
       execution,
     ],
   });
   return {
     yoga,
     engine,
+    /** The limits every operation is held to, over HTTP, graphql-ws and SSE. */
+    limits,
     fetch: fetcher.fetch,
     /** The supergraph being served now. */
     get supergraph() {
@@ -133,6 +145,7 @@ export function createGateway(options: GatewayOptions) {
      */
     reload(sdl: string): void {
       const next = loadSupergraph(sdl);
+      limitDocuments(next.schema, limits);
       supergraph = next;
       setSchema?.(next.schema);
     },

@@ -51,6 +51,14 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     subgraphTimeoutMs: config.SUBGRAPH_TIMEOUT_MS,
     feeds,
     subscriberQueueLimit: config.SUBSCRIBER_QUEUE_LIMIT,
+    limits: {
+      maxDepth: config.MAX_DEPTH,
+      maxAliases: config.MAX_ALIASES,
+      maxRootFields: config.MAX_ROOT_FIELDS,
+      maxTokens: config.MAX_TOKENS,
+      maxDirectives: config.MAX_DIRECTIVES,
+      maxCost: config.MAX_COST,
+    },
   });
   const sse = createSseHandler({ gateway, verifier, logger, maxBodyBytes: 1_048_576 });
   const readiness: ReadinessChecks = Object.fromEntries(

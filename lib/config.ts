@@ -59,6 +59,13 @@ const schema = z.object({
   WS_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(262_144),
   // Results a subscriber may have queued (after conflation) before it is closed as too slow.
   SUBSCRIBER_QUEUE_LIMIT: z.coerce.number().int().min(4).max(1_000_000).default(1_000),
+  // Operation limits of the gateway (gateway/plugins/useOperationLimits.ts), over HTTP, graphql-ws and SSE.
+  MAX_DEPTH: z.coerce.number().int().min(1).max(100).default(12),
+  MAX_ALIASES: z.coerce.number().int().min(0).max(1_000).default(30),
+  MAX_ROOT_FIELDS: z.coerce.number().int().min(1).max(1_000).default(20),
+  MAX_TOKENS: z.coerce.number().int().min(100).max(50_000).default(5_000),
+  MAX_DIRECTIVES: z.coerce.number().int().min(0).max(1_000).default(50),
+  MAX_COST: z.coerce.number().int().min(1).default(5_000),
 });
 
 /** The validated settings of runtime.md, shared by every process. */

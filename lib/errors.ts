@@ -6,6 +6,13 @@ export const ErrorCode = {
   BAD_REQUEST: 400,
   GRAPHQL_PARSE_FAILED: 400,
   GRAPHQL_VALIDATION_FAILED: 400,
+  // Operation limits (gateway/plugins/useOperationLimits.ts): refused before planning, no subgraph called.
+  MAX_DEPTH_EXCEEDED: 400,
+  MAX_ALIASES_EXCEEDED: 400,
+  MAX_ROOT_FIELDS_EXCEEDED: 400,
+  MAX_TOKENS_EXCEEDED: 400,
+  MAX_DIRECTIVES_EXCEEDED: 400,
+  MAX_COST_EXCEEDED: 400,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,

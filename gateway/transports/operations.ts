@@ -9,6 +9,7 @@ import {
 } from 'graphql';
 import { authorize, type Principal } from '../../lib/auth.ts';
 import { prepareDocument } from '../execution/documents.ts';
+import { checkOperationCost } from '../plugins/useOperationLimits.ts';
 import { executeOperation } from '../execution/execute.ts';
 import type { Caller } from '../execution/subgraphFetcher.ts';
 import type { Gateway } from '../gateway.ts';
@@ -55,6 +56,16 @@ export function prepareOperation(
   if (!operation) {
     return [new GraphQLError('unable to identify the operation', { extensions: { code: 'BAD_REQUEST' } })];
   }
+  // A cost that depends on variables (a `limit: $n`) is only known with them.
+  const schema = gateway.supergraph.schema;
+  const tooCostly = checkOperationCost(
+    schema,
+    prepared,
+    payload.operationName,
+    payload.variables,
+    gateway.limits,
+  );
+  if (tooCostly) return [tooCostly];
   const subscription = operation.operation === OperationTypeNode.SUBSCRIPTION;
   try {
     if (subscription) authorize(principal, 'subscribe');
