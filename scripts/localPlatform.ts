@@ -7,6 +7,7 @@ import { loadConfig, type Config } from '../lib/config.ts';
 import { signDevToken } from '../lib/devKeys.ts';
 import { createLogger } from '../lib/logger.ts';
 import type { RunningService } from '../lib/service.ts';
+import { startDetector } from '../subgraphs/insights/detector.ts';
 import { startInsights } from '../subgraphs/insights/server.ts';
 import { startMetadata } from '../subgraphs/metadata/server.ts';
 import { startMetrics } from '../subgraphs/metrics/server.ts';
@@ -43,7 +44,7 @@ export interface LocalPlatform {
 
 /**
  * Starts the four subgraphs and the gateway in-process against a fresh database and a nats-server of
- * its own, and the given Redis or one of its own; with `workers`, also the event writer and the KPI calculator.
+ * its own, and the given Redis or one of its own; with `workers`, also the event writer, the KPI calculator and the insights detector.
  */
 export async function startLocalPlatform(options: {
   /** Superuser URL of the Postgres cluster to create the scratch database on. */
@@ -89,7 +90,8 @@ export async function startLocalPlatform(options: {
     }),
   );
   if (options.workers) {
-    for (const start of [startWriter, startCalculator]) running.push(await start(config, logger));
+    for (const start of [startWriter, startCalculator, startDetector])
+      running.push(await start(config, logger));
   }
   const subgraphUrls = { metadata: metadata!, metrics: metrics!, reports: reports!, insights: insights! };
   const gateway = await startGateway(

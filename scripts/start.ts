@@ -103,11 +103,12 @@ async function main(): Promise<void> {
   ] as const;
   for (const [name] of subgraphs) spawnService(name, `subgraphs/${name}/server.ts`, childEnv);
   // Workers without an HTTP port: the event writer and the KPI calculator of the metrics subgraph,
-  // and the report scheduler and report worker of the reports subgraph.
+  // the report scheduler and report worker of the reports subgraph, and the insight detector.
   for (const worker of ['writer', 'calculator'])
     spawnService(worker, `subgraphs/metrics/${worker}.ts`, childEnv);
   spawnService('scheduler', 'subgraphs/reports/scheduler.ts', childEnv);
   spawnService('report-worker', 'subgraphs/reports/worker.ts', childEnv);
+  spawnService('detector', 'subgraphs/insights/detector.ts', childEnv);
   for (const [name, port] of subgraphs) await waitFor200(name, `http://127.0.0.1:${port}/healthz`);
   if (shuttingDown) return;
   spawnService('gateway', 'gateway/server.ts', childEnv);

@@ -44,6 +44,22 @@ export const consumers = {
     stream: Stream.REPORTS,
     config: { ...base, durable_name: 'report-worker', ack_wait: nanos(30_000), max_deliver: -1 },
   },
+  /**
+   * Judges each KPI on its values (subgraphs/insights/detector.ts) and acks once the insights that
+   * changed are stored and published. Only new values: every judgment is about the present, so a
+   * week of old values would only repeat it. A value that keeps failing is dropped after 5
+   * deliveries: the KPI's next value judges it again.
+   */
+  detector: {
+    stream: Stream.KPI,
+    config: {
+      ...base,
+      durable_name: 'detector',
+      deliver_policy: DeliverPolicy.New,
+      ack_wait: nanos(30_000),
+      max_deliver: 5,
+    },
+  },
   /** Recomputes a KPI's rollups from stored events when its definition changes (long: it signals progress). */
   backfill: {
     stream: Stream.METADATA,

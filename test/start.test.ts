@@ -76,9 +76,11 @@ describe('npm start', () => {
       expect(up, `no "Pulsegraph is up" line within 60 s; output:\n${output.slice(-4000)}`).toBe(true);
       expect((await fetch('http://127.0.0.1:4000/readyz')).status).toBe(200);
       const pids = servicePids();
-      // Four subgraphs, the gateway, the event writer, the KPI calculator, the report scheduler and worker.
+      // Four subgraphs, the gateway, the event writer, the KPI calculator, the report scheduler and
+      // worker, and the insight detector.
       expect([...output.matchAll(/started ([\w-]+) \(pid/g)].map((m) => m[1]).sort()).toEqual([
         'calculator',
+        'detector',
         'gateway',
         'insights',
         'metadata',
@@ -88,7 +90,7 @@ describe('npm start', () => {
         'scheduler',
         'writer',
       ]);
-      expect(pids).toHaveLength(9);
+      expect(pids).toHaveLength(10);
 
       child.kill('SIGINT');
       expect(await exited, `start did not exit cleanly; output:\n${output.slice(-4000)}`).toBe(0);

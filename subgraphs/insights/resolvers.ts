@@ -1,38 +1,147 @@
+import DataLoader from 'dataloader';
+import { withTenant, type TenantClient } from '../../db/pool.ts';
 import { authorize } from '../../lib/auth.ts';
 import { appError } from '../../lib/errors.ts';
 import { scalars } from '../../lib/scalars.ts';
 import type { PlatformDeps, SubgraphContext } from '../../lib/subgraphServer.ts';
+import type { AlertCondition, Severity } from './detect.ts';
+import { alertStore, insightStore, type AlertRuleRow, type InsightRow } from './store.ts';
 
 type Context = SubgraphContext<PlatformDeps>;
 
-// No detector runs yet, so no insight exists: lists are empty and references resolve to null.
+const MAX_LIMIT = 100;
+
+function checkLimit(limit: number | null | undefined): number {
+  const value = limit ?? 10;
+  if (!Number.isInteger(value) || value < 1 || value > MAX_LIMIT)
+    throw appError('BAD_USER_INPUT', `limit: expected 1 to ${MAX_LIMIT}, but got ${value}`, {
+      field: 'limit',
+    });
+  return value;
+}
+
+// Loaders per request: `Kpi.insights` and `Kpi.alerts` for many KPIs, and `_entities` for many
+// insights, each become one query.
+interface Loaders {
+  insights: Map<number, DataLoader<string, InsightRow[]>>;
+  alerts: DataLoader<string, AlertRuleRow[]>;
+  byId: DataLoader<string, InsightRow | null>;
+}
+const loaders = new WeakMap<Context, Loaders>();
+function loadersOf(context: Context): Loaders {
+  let found = loaders.get(context);
+  if (!found) {
+    const tenantScoped = <T>(fn: (client: TenantClient) => Promise<T>) =>
+      withTenant(context.pool, context.principal.tenant, fn);
+    found = {
+      insights: new Map(),
+      alerts: new DataLoader(async (codes) => {
+        const byKpi = await tenantScoped((client) => alertStore.ofKpis(client, codes));
+        return codes.map((code) => byKpi.get(code) ?? []);
+      }),
+      byId: new DataLoader(async (ids) => {
+        const rows = await tenantScoped((client) => insightStore.byIds(client, ids));
+        const byId = new Map(rows.map((row) => [row.id, row]));
+        return ids.map((id) => byId.get(id) ?? null);
+      }),
+    };
+    loaders.set(context, found);
+  }
+  return found;
+}
+
+function kpiInsights(context: Context, code: string, limit: number): Promise<InsightRow[]> {
+  const perLimit = loadersOf(context).insights;
+  let loader = perLimit.get(limit);
+  if (!loader) {
+    loader = new DataLoader(async (codes) => {
+      const byKpi = await withTenant(context.pool, context.principal.tenant, (client) =>
+        insightStore.latestOfKpis(client, codes, limit),
+      );
+      return codes.map((c) => byKpi.get(c) ?? []);
+    });
+    perLimit.set(limit, loader);
+  }
+  return loader.load(code);
+}
+
 /** Resolvers of the insights subgraph. */
 export const resolvers = {
-  DateTime: scalars.DateTime,
+  ...scalars,
   Query: {
-    insights: (_: unknown, __: unknown, context: Context) => {
-      authorize(context.principal, 'read');
-      return [];
+    insights: (_: unknown, args: { context: string; limit?: number | null }, context: Context) => {
+      const { tenant } = authorize(context.principal, 'read');
+      const limit = checkLimit(args.limit);
+      return withTenant(context.pool, tenant, (client) => insightStore.list(client, args.context, limit));
+    },
+    alerts: (_: unknown, args: { kpi?: string | null }, context: Context) => {
+      const { tenant } = authorize(context.principal, 'read');
+      return withTenant(context.pool, tenant, (client) => alertStore.list(client, args.kpi ?? null));
+    },
+  },
+  Mutation: {
+    defineAlert: async (
+      _: unknown,
+      args: { kpi: string; condition: AlertCondition; value: number; severity?: Severity | null },
+      context: Context,
+    ) => {
+      const { tenant } = authorize(context.principal, 'define');
+      if (!Number.isFinite(args.value))
+        throw appError('BAD_USER_INPUT', `value: expected a finite number, but got ${args.value}`, {
+          field: 'value',
+        });
+      const rule = await withTenant(context.pool, tenant, async (client) => {
+        if (!(await insightStore.kpiLabel(client, args.kpi)))
+          throw appError('BAD_USER_INPUT', `kpi: expected the code of a defined KPI, but got "${args.kpi}"`, {
+            field: 'kpi',
+          });
+        return alertStore.define(client, tenant, {
+          kpiCode: args.kpi,
+          condition: args.condition,
+          value: args.value,
+          severity: args.severity ?? 'WARNING',
+        });
+      });
+      context.logger.info({ rule: rule.id, kpi: rule.kpiCode, condition: rule.condition }, 'alert defined');
+      return rule;
+    },
+    deleteAlert: async (_: unknown, args: { id: string }, context: Context) => {
+      const { tenant } = authorize(context.principal, 'define');
+      return withTenant(context.pool, tenant, (client) => alertStore.remove(client, args.id));
     },
   },
   Subscription: {
     newInsights: {
       subscribe: () => {
-        throw appError('NOT_IMPLEMENTED', 'newInsights is not available yet in this version of Pulsegraph');
+        throw appError(
+          'NOT_IMPLEMENTED',
+          'newInsights is served by the gateway from the INSIGHTS stream: subscribe through the gateway',
+        );
       },
     },
   },
   Insight: {
-    __resolveReference: (_: { id: string }, context: Context) => {
+    __resolveReference: (reference: { id: string }, context: Context) => {
       authorize(context.principal, 'read');
-      return null;
+      return loadersOf(context).byId.load(reference.id);
     },
+    kpi: (insight: InsightRow) => (insight.kpiCode ? { code: insight.kpiCode } : null),
+  },
+  AlertRule: {
+    kpi: (rule: AlertRuleRow) => ({ code: rule.kpiCode }),
   },
   Kpi: {
     __resolveReference: (reference: { code: string }, context: Context) => {
       authorize(context.principal, 'read');
       return reference;
     },
-    insights: () => [],
+    insights: (kpi: { code: string }, args: { limit?: number | null }, context: Context) => {
+      authorize(context.principal, 'read');
+      return kpiInsights(context, kpi.code, checkLimit(args.limit));
+    },
+    alerts: (kpi: { code: string }, _: unknown, context: Context) => {
+      authorize(context.principal, 'read');
+      return loadersOf(context).alerts.load(kpi.code);
+    },
   },
 };
