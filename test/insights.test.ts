@@ -173,7 +173,7 @@ describe('anomalies on the live platform', () => {
     });
     expect(['WARNING', 'CRITICAL']).toContain(insight!.severity);
     expect(insight!.observed).toBeGreaterThan(insight!.expected);
-    expect(insight!.title).toMatch(/^Orders is \d+x its level of the last 3 hours$/);
+    expect(insight!.title).toMatch(/^Orders is \d+(\.\d)?x its level of the last 3 hours$/);
     expect(insight!.detail).toContain('expected');
 
     const listed = await platform.graphql(
