@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -137,6 +137,7 @@ export async function startLocalPlatform(options: {
       await nats.stop();
       await redis?.stop();
       await db.drop();
+      await rm(dataDir, { recursive: true, force: true });
     },
   };
 }
