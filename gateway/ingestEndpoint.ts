@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { bearerToken } from '../lib/auth.ts';
-import { ErrorCode, type ErrorCodeName } from '../lib/errors.ts';
 import { MAX_BATCH_EVENTS, validateEvents, type EventRejection, type ValidEvent } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
+import { HttpRefusal, readBody, refuse } from './httpRefusal.ts';
 
 /** The operation every batch is forwarded as, so POST /events obeys exactly the rules of ingestEvents. */
 export const INGEST_MUTATION =
@@ -38,26 +38,6 @@ export interface IngestOutcome {
   duplicates: number;
   rejected: EventRejection[];
 }
-
-/** A refusal of the whole request, answered as `{ "error": { "code", "message" } }` with its status. */
-class IngestRefusal extends Error {
-  readonly status: number;
-  readonly code: string;
-  readonly headers: Record<string, string>;
-
-  constructor(status: number, code: string, message: string, headers: Record<string, string> = {}) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.headers = headers;
-  }
-}
-
-const refuse = (code: ErrorCodeName, message: string, headers?: Record<string, string>) =>
-  new IngestRefusal(ErrorCode[code], code, message, headers);
-
-// The rest of an oversized body is never read: the connection closes once the 413 is out.
-const tooLarge = (message: string) => refuse('PAYLOAD_TOO_LARGE', message, { connection: 'close' });
 
 /** The body's events, each with its index in the batch, and the NDJSON lines that did not parse. */
 interface ParsedBatch {
@@ -98,7 +78,11 @@ export function createIngestEndpoint(
     const text = (await readBody(req, maxBodyBytes)).toString('utf8');
     const batch = format === 'ndjson' ? parseNdjsonBatch(text) : parseJsonBatch(text);
     if (batch.size > MAX_BATCH_EVENTS) {
-      throw tooLarge(`expected at most ${MAX_BATCH_EVENTS} events per batch, but got ${batch.size}`);
+      throw refuse(
+        'PAYLOAD_TOO_LARGE',
+        `expected at most ${MAX_BATCH_EVENTS} events per batch, but got ${batch.size}`,
+        { connection: 'close' },
+      );
     }
     const checked = validateEvents(batch.items.map((item) => item.value));
     const valid = checked.valid.map(({ index, event }) => ({ index: batch.items[index]!.index, event }));
@@ -159,7 +143,7 @@ export function createIngestEndpoint(
     void ingest(req, requestId).then(
       (outcome) => reply(200, outcome),
       (error: unknown) => {
-        if (!(error instanceof IngestRefusal)) {
+        if (!(error instanceof HttpRefusal)) {
           logger.error({ err: error, requestId }, 'POST /events failed');
           reply(500, { error: { code: 'INTERNAL_SERVER_ERROR', message: 'internal error' } });
           return;
@@ -192,32 +176,6 @@ function bodyFormatOf(headers: IncomingHttpHeaders): 'json' | 'ndjson' {
     'UNSUPPORTED_MEDIA_TYPE',
     `expected Content-Type application/json, application/x-ndjson or application/jsonl, but got ${mediaType || 'none'}`,
   );
-}
-
-/** Reads the whole body, refusing it with 413 as soon as it is known to exceed maxBytes. */
-function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  const limit = `expected a body of at most ${maxBytes} bytes`;
-  if (declared > maxBytes) return Promise.reject(tooLarge(`${limit}, but Content-Length is ${declared}`));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= maxBytes) {
-        chunks.push(chunk);
-        return;
-      }
-      // Chunked bodies announce no length: stop reading at the limit rather than buffer the rest.
-      req.off('data', onData).pause();
-      reject(tooLarge(`${limit}, but got more`));
-    };
-    req
-      .on('data', onData)
-      .once('end', () => resolve(Buffer.concat(chunks)))
-      // The client went away mid-body: nobody reads the answer, so no error is logged for it.
-      .once('error', (error) => reject(refuse('BAD_REQUEST', `the body was cut short: ${error.message}`)));
-  });
 }
 
 /** A JSON body: an array of events or `{ "events": [...] }`; invalid JSON refuses the whole batch. */
@@ -294,25 +252,25 @@ function toEventInput(event: ValidEvent) {
 }
 
 /** Maps a GraphQL answer without an ingest result to the HTTP refusal it stands for. */
-function refusalOf(response: Response, answer: GraphQLAnswer | undefined): IngestRefusal {
+function refusalOf(response: Response, answer: GraphQLAnswer | undefined): HttpRefusal {
   const retryAfter = response.headers.get('retry-after');
   const headers: Record<string, string> = retryAfter ? { 'retry-after': retryAfter } : {};
   const error = answer?.errors?.[0];
   if (!error) {
     const message = `the gateway answered HTTP ${response.status} without an ingest result`;
     return response.status >= 500
-      ? new IngestRefusal(503, 'SERVICE_UNAVAILABLE', message, headers)
-      : new IngestRefusal(502, 'INTERNAL_SERVER_ERROR', message, headers);
+      ? new HttpRefusal(503, 'SERVICE_UNAVAILABLE', message, headers)
+      : new HttpRefusal(502, 'INTERNAL_SERVER_ERROR', message, headers);
   }
   const code = codeOf(error);
-  return new IngestRefusal(STATUS_OF_CODE[code] ?? 502, code, error.message, headers);
+  return new HttpRefusal(STATUS_OF_CODE[code] ?? 502, code, error.message, headers);
 }
 
 /** The error's code; a subgraph that failed without one is an upstream failure, SERVICE_UNAVAILABLE. */
 function codeOf(error: NonNullable<GraphQLAnswer['errors']>[number]): string {
   const { code, response } = error.extensions ?? {};
   if (typeof code === 'string') return code;
-  // @apollo/gateway reports a subgraph's non-2xx answer as its status and body, without a code.
+  // A refusal may carry the HTTP answer that caused it (status and body) rather than a code of its own.
   const inner = response?.body?.errors?.[0]?.extensions?.code;
   if (typeof inner === 'string') return inner;
   // What is left is a subgraph fetch that failed outright: refused, reset or timed out.

@@ -8,10 +8,11 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { withTenant } from '../db/pool.ts';
 import { authorize, bearerToken, type TokenVerifier } from '../lib/auth.ts';
-import { ErrorCode, errorCodeOf, type ErrorCodeName } from '../lib/errors.ts';
+import { errorCodeOf } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { reportsRoot } from '../subgraphs/reports/output.ts';
 import { generationStore, reportStore, type GenerationRow } from '../subgraphs/reports/store.ts';
+import { HttpRefusal, refuse } from './httpRefusal.ts';
 
 /** The path of the endpoint; group 1 is the generation id. */
 const DOWNLOAD_PATH = /^\/reports\/([^/]+)\/download$/;
@@ -30,28 +31,13 @@ export interface ReportDownloadOptions {
   logger: Logger;
 }
 
-type DownloadErrorCode = ErrorCodeName;
-const STATUS: Record<DownloadErrorCode, number> = ErrorCode;
-
-/** A refusal answered as `{ errors: [{ message, extensions: { code } }] }` with the code's HTTP status. */
-class DownloadRefusal extends Error {
-  readonly code: DownloadErrorCode;
-  readonly headers: Record<string, string>;
-
-  constructor(code: DownloadErrorCode, message: string, headers: Record<string, string> = {}) {
-    super(message);
-    this.code = code;
-    this.headers = headers;
-  }
-}
-
 /** The generation id of a download URL (percent-decoded). */
 function generationIdOf(url: string): string {
   const raw = DOWNLOAD_PATH.exec(url.split('?')[0]!)?.[1] ?? '';
   try {
     return decodeURIComponent(raw);
   } catch {
-    throw new DownloadRefusal('NOT_FOUND', `no report generation with id "${raw}"`);
+    throw refuse('NOT_FOUND', `no report generation with id "${raw}"`);
   }
 }
 
@@ -90,24 +76,19 @@ export function createReportDownload(
 
   async function prepare(req: IncomingMessage) {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      throw new DownloadRefusal('METHOD_NOT_ALLOWED', `expected GET, but got ${req.method}`, {
+      throw refuse('METHOD_NOT_ALLOWED', `expected GET, but got ${req.method}`, {
         allow: 'GET, HEAD',
       });
     }
     const token = bearerToken(req.headers.authorization);
     if (!token) {
-      throw new DownloadRefusal(
-        'UNAUTHENTICATED',
-        'authentication required: send Authorization: Bearer <token>',
-        { 'www-authenticate': 'Bearer' },
-      );
+      throw refuse('UNAUTHENTICATED', 'authentication required: send Authorization: Bearer <token>', {
+        'www-authenticate': 'Bearer',
+      });
     }
     const principal = authorize(await options.verifier.verify(token), 'read');
     if (!options.pool) {
-      throw new DownloadRefusal(
-        'SERVICE_UNAVAILABLE',
-        'report downloads need the gateway to have DATABASE_URL',
-      );
+      throw refuse('SERVICE_UNAVAILABLE', 'report downloads need the gateway to have DATABASE_URL');
     }
     const id = generationIdOf(req.url!);
     // Row-level security: another tenant's generation is simply not there, so it is a 404, not a 403.
@@ -116,11 +97,11 @@ export function createReportDownload(
       const report = generation && (await reportStore.get(client, generation.reportId));
       return generation && report ? { generation, report } : undefined;
     });
-    if (!found) throw new DownloadRefusal('NOT_FOUND', `no report generation with id "${id}"`);
+    if (!found) throw refuse('NOT_FOUND', `no report generation with id "${id}"`);
     const { generation, report } = found;
     if (generation.status !== 'COMPLETED' || !generation.filePath) {
       const progress = generation.status === 'RUNNING' ? ` (${Math.round(generation.progress * 100)} %)` : '';
-      throw new DownloadRefusal(
+      throw refuse(
         'CONFLICT',
         `report generation ${id} is ${generation.status}${progress}: it can be downloaded once COMPLETED`,
       );
@@ -139,33 +120,34 @@ export function createReportDownload(
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       options.logger.warn({ generationId: id, path }, 'report file missing (is DATA_DIR/reports shared?)');
-      throw new DownloadRefusal('NOT_FOUND', `the file of report generation ${id} is no longer available`);
+      throw refuse('NOT_FOUND', `the file of report generation ${id} is no longer available`);
     }
     return { file, generation, disposition: contentDisposition(report.name, generation) };
   }
 
   return (req, res) => {
-    const refuse = (error: unknown) => {
+    const answerRefusal = (error: unknown) => {
+      const code = errorCodeOf(error);
       const refusal =
-        error instanceof DownloadRefusal
-          ? error
-          : errorCodeOf(error)
-            ? new DownloadRefusal(errorCodeOf(error)!, (error as Error).message)
-            : undefined;
+        error instanceof HttpRefusal ? error : code ? refuse(code, (error as Error).message) : undefined;
       if (!refusal) options.logger.error({ err: error, url: req.url }, 'report download failed');
-      const code = refusal?.code ?? 'INTERNAL_SERVER_ERROR';
       if (res.headersSent) {
         res.destroy();
         return;
       }
       res
-        .writeHead(STATUS[code], {
+        .writeHead(refusal?.status ?? 500, {
           'content-type': 'application/json; charset=utf-8',
           ...refusal?.headers,
         })
         .end(
           JSON.stringify({
-            errors: [{ message: refusal?.message ?? 'internal error', extensions: { code } }],
+            errors: [
+              {
+                message: refusal?.message ?? 'internal error',
+                extensions: { code: refusal?.code ?? 'INTERNAL_SERVER_ERROR' },
+              },
+            ],
           }),
         );
     };
@@ -183,10 +165,10 @@ export function createReportDownload(
         else await pipeline(file.createReadStream({ autoClose: false }), res);
       } catch (error) {
         // A client that goes away mid-download is not an error of ours.
-        if (!res.destroyed) refuse(error);
+        if (!res.destroyed) answerRefusal(error);
       } finally {
         await file.close();
       }
-    }, refuse);
+    }, answerRefusal);
   };
 }

@@ -11,7 +11,7 @@ import { startCalculator } from '../subgraphs/metrics/calculator.ts';
 import { startWriter } from '../subgraphs/metrics/writer.ts';
 import { startDetector } from '../subgraphs/insights/detector.ts';
 import { startTestPlatform, type TestPlatform } from './support/platform.ts';
-import { publishKpiValues, wsClient, wsSubscribe } from './support/subscribers.ts';
+import { gatewayMetric, publishKpiValues, wsClient, wsSubscribe } from './support/subscribers.ts';
 
 const MINUTE = 60_000;
 const INGEST = `mutation ($events: [EventInput!]!) { ingestEvents(events: $events) { accepted rejected { message } } }`;
@@ -101,11 +101,8 @@ async function defineKpi(platform: TestPlatform, token: string, input: Record<st
   await drained(platform, 'METADATA', 'rollup-backfill');
 }
 
-async function subscribersOf(platform: TestPlatform): Promise<number> {
-  const text = await (await fetch(new URL('/metrics', platform.gatewayUrl))).text();
-  const line = text.split('\n').find((l) => l.startsWith('pulsegraph_subscriptions_active{transport="ws"} '));
-  return Number(line?.split(' ')[1] ?? 0);
-}
+const subscribersOf = (platform: TestPlatform) =>
+  gatewayMetric(platform.gatewayUrl, 'pulsegraph_subscriptions_active{transport="ws"}');
 
 // One platform for the file (a process holds one gateway), with the writer, the KPI calculator and a
 // detector whose clock is the real one until the episode tests set it.

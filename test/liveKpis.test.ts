@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../scripts/network.ts';
 import { decodeCursor } from '../streams/cursor.ts';
 import { startTestPlatform, type TestPlatform } from './support/platform.ts';
-import { wsClient, wsSubscribe } from './support/subscribers.ts';
+import { gatewayMetric, wsClient, wsSubscribe } from './support/subscribers.ts';
 
 const KPI_UPDATED = `subscription ($after: String) {
   kpiUpdated(codes: ["visits"], after: $after) { value cursor kpi { name unit } }
@@ -191,13 +191,8 @@ describe('live KPI values through a gateway process', () => {
   }, 60_000);
 });
 
-async function reloads(outcome: string): Promise<number> {
-  const text = await (await fetch(new URL('/metrics', gatewayUrl))).text();
-  const line = text
-    .split('\n')
-    .find((l) => l.startsWith(`pulsegraph_supergraph_reloads_total{outcome="${outcome}"}`));
-  return Number(line?.split(' ')[1] ?? 0);
-}
+const reloads = (outcome: string) =>
+  gatewayMetric(gatewayUrl, `pulsegraph_supergraph_reloads_total{outcome="${outcome}"}`);
 
 async function query(text: string, token: string): Promise<unknown> {
   const response = await fetch(gatewayUrl, {

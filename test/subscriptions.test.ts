@@ -12,6 +12,7 @@ import {
 import { startTestPlatform, type TestPlatform } from './support/platform.ts';
 import { services } from './support/services.ts';
 import {
+  gatewayMetric,
   publishInsight,
   publishKpiValues,
   rawSubscriber,
@@ -336,8 +337,4 @@ describe('reportProgress through the gateway (served by the reports subgraph ove
 
 const executions = () => metric('pulsegraph_subscription_executions_total{field="kpiUpdated"}');
 
-async function metric(series: string): Promise<number> {
-  const text = await (await fetch(new URL('/metrics', platform.gatewayUrl))).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return Number(line?.split(' ')[1] ?? 0);
-}
+const metric = (series: string) => gatewayMetric(platform.gatewayUrl, series);

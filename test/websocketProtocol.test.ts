@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { signDevToken } from '../lib/devKeys.ts';
 import { startTestPlatform, type TestPlatform } from './support/platform.ts';
+import { gatewayMetric } from './support/subscribers.ts';
 
 let platform: TestPlatform;
 let viewer: string;
@@ -133,8 +134,4 @@ describe('graphql-ws operations', () => {
   });
 });
 
-async function active(): Promise<number> {
-  const text = await (await fetch(new URL('/metrics', platform.gatewayUrl))).text();
-  const line = text.split('\n').find((l) => l.startsWith('pulsegraph_subscriptions_active{transport="ws"} '));
-  return Number(line?.split(' ')[1] ?? 0);
-}
+const active = () => gatewayMetric(platform.gatewayUrl, 'pulsegraph_subscriptions_active{transport="ws"}');

@@ -72,9 +72,14 @@ export class SubscriptionEngine {
     if (node?.kind !== 'Subscription') throw appError('BAD_REQUEST', 'expected a subscription operation');
     const serviceName = node.primary.serviceName;
     const subgraphSchema = supergraph.subgraphSchemas.get(serviceName)!;
-    const field = primaryOf(node.primary, subgraphSchema, request.variables).field;
+    const primary = primaryOf(
+      node.primary,
+      subgraphSchema,
+      request.variables,
+      (field) => supergraph.bindings.get(field)?.resumeArgument,
+    );
+    const { field } = primary;
     const binding = supergraph.bindings.get(field);
-    const primary = primaryOf(node.primary, subgraphSchema, request.variables, binding?.resumeArgument);
     const shared = Object.fromEntries(
       Object.entries(request.variables).filter(([name]) => !primary.resumeVariables.includes(name)),
     );

@@ -27,6 +27,9 @@ import type { Caller, SubgraphFetch } from '../execution/subgraphFetcher.ts';
 export interface Primary {
   fetch: FetchNode;
   document: DocumentNode;
+  /** The root field's node and the document's fragments, read once for every event of the group. */
+  root: FieldNode;
+  fragments: Map<string, FragmentDefinitionNode>;
   field: string;
   args: Record<string, unknown>;
   /** The variables the primary operation uses. */
@@ -35,12 +38,15 @@ export interface Primary {
   resumeVariables: string[];
 }
 
-/** Reads the root field and its coerced arguments from the plan's primary fetch. */
+/**
+ * Reads the root field and its coerced arguments from the plan's primary fetch; `resumeArgumentOf`
+ * names the field's resume argument, if its binding has one.
+ */
 export function primaryOf(
   fetch: FetchNode,
   subgraphSchema: GraphQLSchema,
   variables: Record<string, unknown>,
-  resumeArgument?: string,
+  resumeArgumentOf: (field: string) => string | undefined,
 ): Primary {
   const document = fetch.operationDocumentNode ?? parse(fetch.operation);
   const operation = getOperationAST(document);
@@ -54,10 +60,17 @@ export function primaryOf(
   const used: Record<string, unknown> = {};
   for (const name of fetch.variableUsages ?? [])
     if (variables[name] !== undefined) used[name] = variables[name];
+  const resumeArgument = resumeArgumentOf(root.name.value);
   const resumeNode = root.arguments?.find((arg) => arg.name.value === resumeArgument)?.value;
   return {
     fetch,
     document,
+    root,
+    fragments: new Map(
+      document.definitions
+        .filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION)
+        .map((d) => [d.name.value, d]),
+    ),
     field: root.name.value,
     args: getArgumentValues(definition, root, used),
     variables: used,
@@ -83,13 +96,7 @@ export async function primaryFromPayload(
   caller: Caller,
   fetch: SubgraphFetch,
 ): Promise<ExecutionResult> {
-  const operation = getOperationAST(primary.document)!;
-  const fragments = new Map(
-    primary.document.definitions
-      .filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION)
-      .map((d) => [d.name.value, d]),
-  );
-  const root = operation.selectionSet.selections[0] as FieldNode;
+  const { root, fragments } = primary;
   const rootType = getNamedType(subgraphSchema.getSubscriptionType()!.getFields()[primary.field]!.type);
   const gaps: Gap[] = [];
   if (root.selectionSet && isObjectType(rootType))

@@ -8,6 +8,7 @@ import { bearerToken, type TokenVerifier } from '../../lib/auth.ts';
 import { ErrorCode, errorCodeOf } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { Gateway } from '../gateway.ts';
+import { HttpRefusal, readBody } from '../httpRefusal.ts';
 import type { Delivery } from '../subscriptions/outbox.ts';
 import { prepareOperation, runOperation, type OperationPayload } from './operations.ts';
 
@@ -31,9 +32,10 @@ export function createSseHandler(options: {
     try {
       payload = await readPayload(request, options.maxBodyBytes);
     } catch (error) {
-      return refuse(response, 400, [
-        { message: (error as Error).message, extensions: { code: 'BAD_REQUEST' } },
-      ]);
+      // An oversized body is a 413 (readBody's refusal); anything else unreadable is a 400.
+      const status = error instanceof HttpRefusal ? error.status : 400;
+      const code = error instanceof HttpRefusal ? error.code : 'BAD_REQUEST';
+      return refuse(response, status, [{ message: (error as Error).message, extensions: { code } }]);
     }
     const authorization = request.headers.authorization;
     const token = bearerToken(authorization);
@@ -148,14 +150,7 @@ async function readPayload(request: IncomingMessage, maxBytes: number): Promise<
     };
   }
   if (request.method !== 'POST') throw new Error('use GET or POST');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBytes) throw new Error(`the request body exceeds ${maxBytes} bytes`);
-    chunks.push(chunk);
-  }
-  const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as OperationPayload;
+  const body = JSON.parse((await readBody(request, maxBytes)).toString('utf8')) as OperationPayload;
   if (!body || typeof body !== 'object') throw new Error('expected a JSON object with a query');
   return body;
 }

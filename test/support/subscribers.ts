@@ -218,3 +218,10 @@ export async function rawSubscriber(graphqlUrl: string, token: string, query: st
     close: () => socket.terminate(),
   };
 }
+
+/** The value of one Prometheus series (name and labels, as printed) on a gateway's /metrics; 0 when absent. */
+export async function gatewayMetric(graphqlUrl: string, series: string): Promise<number> {
+  const text = await (await fetch(new URL('/metrics', graphqlUrl))).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return Number(line?.split(' ')[1] ?? 0);
+}
