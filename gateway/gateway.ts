@@ -1,7 +1,7 @@
 // The federated gateway: our own query-plan executor over @apollo/query-planner serves queries and
 // mutations through graphql-yoga, and the subscription engine serves graphql-ws and SSE.
-import { GraphQLError, type ExecutionArgs } from 'graphql';
-import { createYoga, maskError, type Plugin } from 'graphql-yoga';
+import type { ExecutionArgs } from 'graphql';
+import { createYoga, type Plugin } from 'graphql-yoga';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TokenVerifier } from '../lib/auth.ts';
 import { requestError } from '../lib/errors.ts';
@@ -11,8 +11,15 @@ import { executeOperation } from './execution/execute.ts';
 import { limitDocuments } from './execution/documents.ts';
 import { createSubgraphFetcher, type Caller } from './execution/subgraphFetcher.ts';
 import { loadSupergraph, type LoadedSupergraph } from './execution/supergraph.ts';
+import { PersistedOperations } from './persistedOperations.ts';
 import { useAuth, type GatewayContext } from './plugins/useAuth.ts';
+import { useCsrfPrevention } from './plugins/useCsrfPrevention.ts';
+import { keepPlatformErrors, useErrorMasking } from './plugins/useErrorMasking.ts';
+import { useFieldAuthorization } from './plugins/useFieldAuthorization.ts';
 import { operationLimits, useOperationLimits, type OperationLimits } from './plugins/useOperationLimits.ts';
+import { usePersistedOperations } from './plugins/usePersistedOperations.ts';
+import { useRateLimit } from './plugins/useRateLimit.ts';
+import type { RateLimiter } from './rateLimit.ts';
 import { SubscriptionEngine } from './subscriptions/engine.ts';
 import { UpstreamSubscriptions } from './subscriptions/upstream.ts';
 
@@ -25,6 +32,8 @@ export interface GatewayOptions {
   logger: Logger;
   production: boolean;
   allowAnonymousIntrospection: boolean;
+  /** Whether __schema/__type are served (default: not in production). */
+  introspection?: boolean;
   subgraphTimeoutMs: number;
   /** JetStream feeds for stream-bound subscription fields (absent without NATS). */
   feeds?: StreamFeeds;
@@ -35,6 +44,13 @@ export interface GatewayOptions {
    * introspection and hides "Did you mean" suggestions).
    */
   limits?: Partial<OperationLimits>;
+  /** Rate limits per tenant and token over every transport (gateway/rateLimit.ts); none without it. */
+  rateLimiter?: RateLimiter;
+  /**
+   * Persisted operations (manifest, APQ store, persisted-only mode) over every transport; the gateway
+   * closes it. Default: APQ in memory, no manifest.
+   */
+  persistedOperations?: PersistedOperations;
 }
 
 /** The gateway: HTTP handler, subscription engine, and the supergraph it serves (swappable). */
@@ -48,20 +64,13 @@ export function callerOf(headers: { get(name: string): string | null }): Caller 
   };
 }
 
-/**
- * Masks unexpected errors in production, but keeps the ones the platform raises on purpose: a
- * subgraph's error arrives with its stable `extensions.code` (subgraphs mask their own unexpected
- * errors), and yoga's default would hide it as "Unexpected error.".
- */
-function keepPlatformErrors(error: unknown, message: string, isDev?: boolean): Error {
-  const code = error instanceof GraphQLError ? error.extensions['code'] : undefined;
-  if (typeof code === 'string' && code !== 'INTERNAL_SERVER_ERROR') return error as GraphQLError;
-  return maskError(error, message, isDev);
-}
-
 /** Builds the gateway over a supergraph SDL. */
 export function createGateway(options: GatewayOptions) {
-  const limits = operationLimits(options.limits, options.production);
+  const limits = operationLimits(
+    { ...options.limits, introspection: options.introspection ?? !options.production },
+    options.production,
+  );
+  const persistedOperations = options.persistedOperations ?? new PersistedOperations();
   let supergraph = loadSupergraph(options.supergraphSdl);
   limitDocuments(supergraph.schema, limits);
   const urls = () => {
@@ -115,13 +124,24 @@ export function createGateway(options: GatewayOptions) {
     landingPage: false,
     graphiql: false,
     logging: false,
+    // CORS is answered before yoga, for every endpoint alike (httpSecurity.ts).
+    cors: false,
+    // The API takes no file uploads: multipart bodies are refused with 415 like any other unknown type.
+    multipart: false,
     maskedErrors: options.production ? { maskError: keepPlatformErrors } : false,
     plugins: [
+      useCsrfPrevention(),
+      ...(options.production ? [useErrorMasking(options.logger)] : []),
       useAuth({
         verifier: options.verifier,
         allowAnonymousIntrospection: options.allowAnonymousIntrospection,
       }),
+      // Before useOperationLimits, which checks the tokens of the text it resolves.
+      usePersistedOperations(persistedOperations),
       useOperationLimits(limits),
+      ...(options.rateLimiter ? [useRateLimit(options.rateLimiter)] : []),
+      // Last before planning: @requiresScopes of every selected field, against the supergraph served now.
+      useFieldAuthorization(() => supergraph),
       execution,
     ],
   });
@@ -130,6 +150,10 @@ export function createGateway(options: GatewayOptions) {
     engine,
     /** The limits every operation is held to, over HTTP, graphql-ws and SSE. */
     limits,
+    /** How requests name documents by id (manifest, APQ), over HTTP, graphql-ws and SSE. */
+    persistedOperations,
+    /** The rate limits every operation is charged to, over HTTP, graphql-ws and SSE (if any). */
+    rateLimiter: options.rateLimiter,
     fetch: fetcher.fetch,
     /** The supergraph being served now. */
     get supergraph() {
@@ -153,6 +177,7 @@ export function createGateway(options: GatewayOptions) {
       engine.close();
       upstream.close();
       await fetcher.close();
+      await persistedOperations.close();
     },
   };
 }

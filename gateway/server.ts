@@ -19,9 +19,13 @@ import {
 import { connectBroker, pingBroker } from '../streams/connection.ts';
 import { StreamFeeds } from '../streams/feeds.ts';
 import { createGateway } from './gateway.ts';
+import { createHttpSecurity } from './httpSecurity.ts';
 import { createIngestEndpoint } from './ingestEndpoint.ts';
+import { configurePersistedOperations } from './persistedOperations.ts';
+import { budgetsOf, createRateLimiter } from './rateLimit.ts';
 import { createReportDownload, isReportDownloadPath } from './reportDownload.ts';
 import { watchSupergraph } from './supergraphWatch.ts';
+import { createHttpTransport } from './transports/http.ts';
 import { createSseHandler, wantsEventStream } from './transports/sse.ts';
 import { attachWebSocket } from './transports/websocket.ts';
 
@@ -33,9 +37,16 @@ function subgraphReady(graphqlUrl: string): () => Promise<boolean> {
 
 /** Starts the gateway over the supergraph at config.SUPERGRAPH_PATH on config.GATEWAY_PORT. */
 export async function startGateway(config: Config, logger: Logger): Promise<RunningService> {
+  // First: PERSISTED_ONLY=true without a readable manifest stops the gateway before it connects anywhere.
+  const persistedOperations = await configurePersistedOperations(config, logger);
   const verifier = await createTokenVerifier(config);
   const broker = config.NATS_URL ? await connectBroker(config.NATS_URL, 'gateway', logger) : undefined;
   const feeds = broker ? new StreamFeeds(broker.nc, broker.js, logger) : undefined;
+  const rateLimiter = await createRateLimiter({
+    budgets: budgetsOf(config),
+    redisUrl: config.REDIS_URL,
+    logger,
+  });
   const gateway = createGateway({
     supergraphSdl: await readFile(config.SUPERGRAPH_PATH, 'utf8'),
     subgraphUrls: {
@@ -48,9 +59,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     logger,
     production: config.NODE_ENV === 'production',
     allowAnonymousIntrospection: config.AUTH_MODE === 'dev',
+    introspection: config.INTROSPECTION,
     subgraphTimeoutMs: config.SUBGRAPH_TIMEOUT_MS,
     feeds,
     subscriberQueueLimit: config.SUBSCRIBER_QUEUE_LIMIT,
+    rateLimiter,
+    persistedOperations,
     limits: {
       maxDepth: config.MAX_DEPTH,
       maxAliases: config.MAX_ALIASES,
@@ -60,14 +74,15 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
       maxCost: config.MAX_COST,
     },
   });
-  const sse = createSseHandler({ gateway, verifier, logger, maxBodyBytes: 1_048_576 });
+  const sse = createSseHandler({ gateway, verifier, logger, maxBodyBytes: config.MAX_BODY_BYTES });
   const readiness: ReadinessChecks = Object.fromEntries(
     Object.entries(gateway.subgraphUrls).map(([name, url]) => [name, subgraphReady(url)]),
   );
   const pool = config.DATABASE_URL ? createPool(config.DATABASE_URL, 2) : undefined;
   if (pool) readiness['postgres'] = () => pingDatabase(pool);
   if (broker) readiness['nats'] = () => pingBroker(broker.nc);
-  collectDefaultMetrics();
+  // Once per process: a second gateway in it (tests) would register them again, and throw.
+  if (!register.getSingleMetric('process_cpu_user_seconds_total')) collectDefaultMetrics();
   const ingestEndpoint = createIngestEndpoint({
     yoga: gateway.yoga,
     logger,
@@ -75,8 +90,18 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   });
   const reportDownload = createReportDownload({ verifier, pool, dataDir: config.DATA_DIR, logger });
 
+  const secure = createHttpSecurity({
+    corsOrigins: config.CORS_ORIGINS,
+    production: config.NODE_ENV === 'production',
+  });
+  const http = createHttpTransport({
+    yoga: gateway.yoga,
+    maxBodyBytes: config.MAX_BODY_BYTES,
+    maxUrlBytes: config.MAX_URL_BYTES,
+  });
+
   let draining = false;
-  const handler = withHealthRoutes(
+  const routes = withHealthRoutes(
     (req, res) => {
       if (req.method === 'GET' && req.url === '/metrics') {
         void register
@@ -97,18 +122,26 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
         void sse(req, res);
         return;
       }
-      void gateway.yoga(req, res, { req, res });
+      http(req, res);
     },
     readiness,
     () => draining,
   );
-  const server = await listen(handler, config.GATEWAY_PORT, config.HOST);
+  const server = await listen(
+    (req, res) => {
+      if (!secure(req, res)) routes(req, res);
+    },
+    config.GATEWAY_PORT,
+    config.HOST,
+  );
   const websocket = attachWebSocket(server, {
     gateway,
     verifier,
     logger,
     connectionInitTimeoutMs: config.WS_CONNECTION_INIT_TIMEOUT_MS,
     maxMessageBytes: config.WS_MAX_MESSAGE_BYTES,
+    maxSubscriptions: config.MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    corsOrigins: config.CORS_ORIGINS,
   });
   const stopWatching = config.SUPERGRAPH_POLL_MS
     ? watchSupergraph(gateway, config.SUPERGRAPH_PATH, config.SUPERGRAPH_POLL_MS, logger)
@@ -122,6 +155,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
       await websocket.close();
       await closeServer(server);
       await gateway.close();
+      await rateLimiter.close();
       feeds?.close();
       await broker?.close();
       await pool?.end();

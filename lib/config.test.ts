@@ -29,8 +29,23 @@ describe('config', () => {
     expect(loadConfig({ JWT_JWKS_URL: 'https://idp.example/jwks.json' }).AUTH_MODE).toBe('jwt');
   });
 
-  it('refuses dev auth in production', () => {
+  it('refuses dev auth in production unless explicitly told', () => {
     expect(() => loadConfig({ ...dev, NODE_ENV: 'production' })).toThrow(/AUTH_MODE: "dev" is refused/);
+    expect(() =>
+      loadConfig({ ...dev, NODE_ENV: 'production', ALLOW_DEV_AUTH_IN_PRODUCTION: 'maybe' }),
+    ).toThrow(/^invalid setting ALLOW_DEV_AUTH_IN_PRODUCTION: expected true or false/);
+    const insisted = loadConfig({ ...dev, NODE_ENV: 'production', ALLOW_DEV_AUTH_IN_PRODUCTION: 'true' });
+    expect(insisted.AUTH_MODE).toBe('dev');
+  });
+
+  it('reads the CORS allow-list and refuses an origin with a path', () => {
+    expect(
+      loadConfig({ ...dev, CORS_ORIGINS: 'https://a.example, http://localhost:5173' }).CORS_ORIGINS,
+    ).toEqual(['https://a.example', 'http://localhost:5173']);
+    expect(loadConfig(dev).CORS_ORIGINS).toEqual([]);
+    expect(() => loadConfig({ ...dev, CORS_ORIGINS: 'https://a.example/app' })).toThrow(
+      /^invalid setting CORS_ORIGINS: expected origins like .* \(got "https:\/\/a.example\/app"\)/,
+    );
   });
 
   it('names a required setting that is missing', () => {

@@ -19,6 +19,14 @@ const url = (protocols: string[]) =>
     `expected a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
   );
 
+// "true"/"false" (also 1/0, yes/no), as environment variables spell booleans.
+const flag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
+  .transform((value) => ['true', '1', 'yes'].includes(value));
+
+// A rate-limit budget per minute; 0 turns that budget off.
+const budget = z.coerce.number().int().min(0);
+
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -43,6 +51,8 @@ const schema = z.object({
   NATS_URL: url(['nats:', 'tls:']).optional(),
   REDIS_URL: url(['redis:', 'rediss:']).optional(),
   AUTH_MODE: z.enum(['dev', 'jwt']).default('jwt'),
+  // Dev auth signs tokens with a key anyone on the machine can read: production refuses it unless told.
+  ALLOW_DEV_AUTH_IN_PRODUCTION: flag.default(false),
   JWT_JWKS_URL: url(['http:', 'https:']).optional(),
   JWT_PUBLIC_KEY: z
     .string()
@@ -52,6 +62,30 @@ const schema = z.object({
   JWT_AUDIENCE: z.string().min(1).default('pulsegraph'),
   SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
+  // Browser origins allowed to call the gateway (comma-separated, e.g. https://app.example.com; * = any).
+  CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((value) =>
+      value
+        .split(',')
+        .map((origin) => origin.trim())
+        .filter(Boolean),
+    )
+    .pipe(
+      z.array(
+        z.string().refine((origin) => origin === '*' || /^https?:\/\/[^/]+$/.test(origin), {
+          message: 'expected origins like https://app.example.com, comma-separated',
+        }),
+      ),
+    ),
+  // Largest GraphQL request body (POST /graphql, SSE): larger ones get 413 before any parsing.
+  MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
+  // Longest URL of a GET /graphql request (query, variables and extensions in the query string): 414.
+  // Node refuses request heads over 16 KiB with 431 before any of this.
+  MAX_URL_BYTES: z.coerce.number().int().min(256).max(65_536).default(8_192),
+  // Whether introspection (__schema, __type) is served; default: yes, except in production.
+  INTROSPECTION: flag.optional(),
   // Largest body POST /events reads (default 10 MiB); larger ones get 413 before any parsing.
   INGEST_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(10_485_760),
   // graphql-ws: time a client has to send connection_init, and the largest message it may send.
@@ -59,6 +93,8 @@ const schema = z.object({
   WS_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(262_144),
   // Results a subscriber may have queued (after conflation) before it is closed as too slow.
   SUBSCRIBER_QUEUE_LIMIT: z.coerce.number().int().min(4).max(1_000_000).default(1_000),
+  // Subscriptions one graphql-ws connection may run at once; the next is refused (MAX_SUBSCRIPTIONS_EXCEEDED).
+  MAX_SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).max(100_000).default(200),
   // Operation limits of the gateway (gateway/plugins/useOperationLimits.ts), over HTTP, graphql-ws and SSE.
   MAX_DEPTH: z.coerce.number().int().min(1).max(100).default(12),
   MAX_ALIASES: z.coerce.number().int().min(0).max(1_000).default(30),
@@ -66,6 +102,23 @@ const schema = z.object({
   MAX_TOKENS: z.coerce.number().int().min(100).max(50_000).default(5_000),
   MAX_DIRECTIVES: z.coerce.number().int().min(0).max(1_000).default(50),
   MAX_COST: z.coerce.number().int().min(1).default(5_000),
+  // Rate limits (gateway/rateLimit.ts), per sliding minute, per tenant and per token (JWT sub); 0 = unlimited.
+  RATE_LIMIT_QUERIES_PER_MINUTE: budget.default(12_000),
+  RATE_LIMIT_QUERIES_PER_MINUTE_PER_TOKEN: budget.default(6_000),
+  RATE_LIMIT_MUTATIONS_PER_MINUTE: budget.default(3_000),
+  RATE_LIMIT_MUTATIONS_PER_MINUTE_PER_TOKEN: budget.default(1_500),
+  // Ingested events (ingestEvents and POST /events), counted one per event.
+  RATE_LIMIT_INGEST_EVENTS_PER_MINUTE: budget.default(6_000_000),
+  RATE_LIMIT_INGEST_EVENTS_PER_MINUTE_PER_TOKEN: budget.default(3_000_000),
+  // Subscription starts over graphql-ws and SSE (a resume counts as a start).
+  RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: budget.default(10_000),
+  RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE_PER_TOKEN: budget.default(5_000),
+  // Persisted operations (gateway/persistedOperations.ts): the codegen manifest, { "<sha256 hex>": "<document>" }.
+  PERSISTED_OPERATIONS_PATH: z.string().min(1).default('dashboard/src/gql/persisted-documents.json'),
+  // Only the manifest's operations run (by documentId, APQ hash or exact text); the manifest must load.
+  PERSISTED_ONLY: flag.default(false),
+  // How long an APQ registration lives (Redis key apq:<hash>, or the in-memory LRU without REDIS_URL).
+  APQ_TTL_SECONDS: z.coerce.number().int().min(1).max(31_536_000).default(86_400),
 });
 
 /** The validated settings of runtime.md, shared by every process. */
@@ -82,7 +135,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, required: Requi
   const parsed = schema.safeParse(cleaned);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const name = issue.path.join('.');
+    const name = String(issue.path[0]);
     const got = name in cleaned ? `got ${JSON.stringify(cleaned[name])}` : 'it is not set';
     throw new ConfigError(`invalid setting ${name}: ${issue.message} (${got})`);
   }
@@ -93,8 +146,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, required: Requi
   if (config.AUTH_MODE === 'jwt' && !config.JWT_JWKS_URL && !config.JWT_PUBLIC_KEY) {
     throw new ConfigError('missing setting JWT_JWKS_URL or JWT_PUBLIC_KEY: required unless AUTH_MODE=dev');
   }
-  if (config.AUTH_MODE === 'dev' && config.NODE_ENV === 'production') {
-    throw new ConfigError('invalid setting AUTH_MODE: "dev" is refused when NODE_ENV=production');
+  if (
+    config.AUTH_MODE === 'dev' &&
+    config.NODE_ENV === 'production' &&
+    !config.ALLOW_DEV_AUTH_IN_PRODUCTION
+  ) {
+    throw new ConfigError(
+      'invalid setting AUTH_MODE: "dev" is refused when NODE_ENV=production (set ALLOW_DEV_AUTH_IN_PRODUCTION=true to insist)',
+    );
   }
   return config;
 }

@@ -13,12 +13,27 @@ export const ErrorCode = {
   MAX_TOKENS_EXCEEDED: 400,
   MAX_DIRECTIVES_EXCEEDED: 400,
   MAX_COST_EXCEEDED: 400,
+  // Introspection is off (production, unless INTROSPECTION=true).
+  INTROSPECTION_DISABLED: 400,
+  // More subscriptions on one graphql-ws connection than MAX_SUBSCRIPTIONS_PER_CONNECTION.
+  MAX_SUBSCRIPTIONS_EXCEEDED: 400,
+  // APQ: the sha256Hash sent with a query is not the query's SHA-256 (gateway/persistedOperations.ts).
+  PERSISTED_QUERY_HASH_MISMATCH: 400,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
+  // A GET or simple POST without a header that forces a CORS preflight (gateway/plugins/useCsrfPrevention.ts).
+  CSRF_PREVENTED: 403,
+  // PERSISTED_ONLY=true and the operation is not in the manifest: a well-formed request refused by
+  // policy, so 403 rather than 400 (as Apollo's router answers freeform GraphQL outside its safelist).
+  PERSISTED_QUERY_NOT_ALLOWED: 403,
   NOT_FOUND: 404,
+  // A documentId or APQ hash neither in the manifest nor the APQ store: an APQ client retries with the
+  // text (404 as @graphql-yoga/plugin-apq answers; Apollo's clients read the body of any status).
+  PERSISTED_QUERY_NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
+  URI_TOO_LONG: 414,
   UNSUPPORTED_MEDIA_TYPE: 415,
   RATE_LIMITED: 429,
   INTERNAL_SERVER_ERROR: 500,

@@ -6,7 +6,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { loadConfigOrExit, type Config, type RequiredSetting } from './config.ts';
+import { ConfigError, loadConfigOrExit, type Config, type RequiredSetting } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 
 /** A running process component that can be closed on shutdown. */
@@ -99,7 +99,9 @@ export async function runService(
     logger.info({ url: service.url }, `${name} ready`);
     onShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [service]);
   } catch (error) {
-    logger.fatal({ err: error }, `${name} failed to start: ${(error as Error).message}`);
+    // A setting found wrong only at start (a file it names, say) ends like a malformed one: one line.
+    if (error instanceof ConfigError) process.stderr.write(`pulsegraph: ${error.message}\n`);
+    else logger.fatal({ err: error }, `${name} failed to start: ${(error as Error).message}`);
     process.exit(1);
   }
 }

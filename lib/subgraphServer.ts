@@ -1,14 +1,34 @@
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { parse, type DocumentNode, type GraphQLResolveInfo, type GraphQLScalarType } from 'graphql';
+import {
+  defaultFieldResolver,
+  getNamedType,
+  isAbstractType,
+  isObjectType,
+  parse,
+  type DocumentNode,
+  type GraphQLFieldResolver,
+  type GraphQLNamedType,
+  type GraphQLResolveInfo,
+  type GraphQLScalarType,
+  type GraphQLSchema,
+} from 'graphql';
 import type pg from 'pg';
 import { assertRowLevelSecurity, createPool, pingDatabase } from '../db/pool.ts';
 import { connectBroker, ensureStreams, pingBroker, type Broker } from '../streams/connection.ts';
 import type { Config } from './config.ts';
 import { createYoga } from 'graphql-yoga';
 import type { AddressInfo } from 'node:net';
-import { bearerToken, createTokenVerifier, type Principal, type TokenVerifier } from './auth.ts';
+import {
+  bearerToken,
+  createTokenVerifier,
+  requiredScopesOf,
+  requireScopes,
+  type Principal,
+  type ScopeRequirement,
+  type TokenVerifier,
+} from './auth.ts';
 import { requestError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import {
@@ -49,14 +69,95 @@ export interface SubgraphOptions<Deps> {
   production: boolean;
 }
 
+type FieldResolver = GraphQLFieldResolver<unknown, { principal?: Principal }>;
+
+/** The @requiresScopes a type carries, on its definition or on one of its extensions. */
+function typeRequirement(type: GraphQLNamedType): ScopeRequirement | undefined {
+  const nodes = [type.astNode, ...type.extensionASTNodes];
+  return nodes.map((node) => requiredScopesOf(node?.directives)).find((r) => r !== undefined);
+}
+
+/** A resolver that first holds the caller to the requirements (FORBIDDEN, as `authorize` throws it). */
+function guarded(resolve: FieldResolver, requirements: readonly ScopeRequirement[]): FieldResolver {
+  return (source, args, context, info) => {
+    requireScopes(context.principal, requirements);
+    return resolve(source, args, context, info);
+  };
+}
+
+/**
+ * Enforces the schema's @requiresScopes inside the subgraph, so that a request sent straight to it is held
+ * to what the gateway checks: a field carrying it, or returning a type that carries it, checks the caller's
+ * scopes before its resolver (a subscription: before subscribing) runs, and `_entities` refuses each
+ * representation of a type carrying it before resolving the reference. Changes the schema's resolvers in
+ * place (graphql-yoga and mercurius store `__resolveReference` differently; both resolve `_entities`).
+ */
+export function enforceRequiredScopes(schema: GraphQLSchema): GraphQLSchema {
+  const ofType = new Map<string, ScopeRequirement>();
+  for (const type of Object.values(schema.getTypeMap())) {
+    const own = typeRequirement(type);
+    if (own) ofType.set(type.name, own);
+  }
+  const ofReturned = (type: GraphQLNamedType) =>
+    (isAbstractType(type) ? [type, ...schema.getPossibleTypes(type)] : [type]).map((t) => ofType.get(t.name));
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isObjectType(type) || type.name.startsWith('__')) continue;
+    for (const field of Object.values(type.getFields())) {
+      if (type === schema.getQueryType() && field.name === '_entities') continue; // each representation, below
+      const requirements = [
+        requiredScopesOf(field.astNode?.directives),
+        ...ofReturned(getNamedType(field.type)),
+      ].filter((r): r is ScopeRequirement => r !== undefined);
+      if (requirements.length === 0) continue;
+      if (field.subscribe) field.subscribe = guarded(field.subscribe, requirements);
+      else field.resolve = guarded(field.resolve ?? defaultFieldResolver, requirements);
+    }
+  }
+  const entities = schema.getQueryType()?.getFields()['_entities'];
+  const resolveEntities = entities?.resolve;
+  if (entities && resolveEntities && ofType.size > 0) {
+    entities.resolve = async (
+      source,
+      args: { representations: Array<{ __typename: string }> },
+      context,
+      info,
+    ) => {
+      // A refused representation becomes an error in its place: that item is null, the others resolve.
+      const refusals = args.representations.map((representation) => {
+        const required = ofType.get(representation.__typename);
+        try {
+          if (required) requireScopes((context as { principal?: Principal }).principal, [required]);
+          return undefined;
+        } catch (error) {
+          return error as Error;
+        }
+      });
+      if (refusals.every((refusal) => refusal === undefined))
+        return resolveEntities(source, args, context, info);
+      const representations = args.representations.filter((_, i) => refusals[i] === undefined);
+      const resolved = (await resolveEntities(
+        source,
+        { ...args, representations },
+        context,
+        info,
+      )) as unknown[];
+      let next = 0;
+      return refusals.map((refusal) => refusal ?? resolved[next++]);
+    };
+  }
+  return schema;
+}
+
 /** Builds the request handler of a federated subgraph that verifies the caller's JWT on every request. */
 export function createSubgraphHandler<Deps extends object>(options: SubgraphOptions<Deps>) {
   let draining = false;
   const yoga = createYoga<Record<string, unknown>, SubgraphContext<Deps>>({
-    schema: buildSubgraphSchema({
-      typeDefs: options.typeDefs,
-      resolvers: options.resolvers as ApolloResolvers,
-    }),
+    schema: enforceRequiredScopes(
+      buildSubgraphSchema({
+        typeDefs: options.typeDefs,
+        resolvers: options.resolvers as ApolloResolvers,
+      }),
+    ),
     graphqlEndpoint: '/graphql',
     landingPage: false,
     graphiql: false,

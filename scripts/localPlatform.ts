@@ -55,6 +55,8 @@ export async function startLocalPlatform(options: {
   workers?: boolean;
   production?: boolean;
   logLevel?: string;
+  /** Further settings (lib/config.ts names) for every service, e.g. lower rate limits in a test. */
+  env?: Record<string, string>;
 }): Promise<LocalPlatform> {
   const db = await createScratchDatabase(options.clusterAdminUrl, options.appPassword);
   const dataDir = await mkdtemp(join(tmpdir(), 'pulsegraph-local-'));
@@ -78,6 +80,7 @@ export async function startLocalPlatform(options: {
     REPORTS_PORT: '0',
     INSIGHTS_PORT: '0',
     GATEWAY_PORT: '0',
+    ...options.env,
   };
   const config = loadConfig(base);
   const logger = createLogger('platform', options.logLevel ?? 'silent');

@@ -3,7 +3,7 @@
 // alike. The gateway under test reaches the platform's real subgraphs through a proxy that counts every
 // request, so that "no subgraph was called" is a number.
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import { createTokenVerifier } from '../lib/auth.ts';
 import { createLogger } from '../lib/logger.ts';
 import { closeServer, listen } from '../lib/service.ts';
 import type { GraphQLBody } from './support/platform.ts';
+import { startCountingProxy, type CountingProxy } from './support/countingProxy.ts';
 import { startTestPlatform, type TestPlatform } from './support/platform.ts';
 import { sseSubscribe, wsClient, wsSubscribe } from './support/subscribers.ts';
 
@@ -24,53 +25,18 @@ interface LimitError {
 
 let platform: TestPlatform;
 let admin: string;
-let proxy: Server;
-let subgraphCalls = 0;
+let proxy: CountingProxy;
 let gateway: Gateway;
 let server: Server;
 let websocket: { close(): Promise<void> };
 let gatewayUrl: string;
 
-/** Forwards /<subgraph>/... to the platform's subgraph, counting every request and upgrade. */
-async function startCountingProxy(targets: Record<string, string>): Promise<Server> {
-  const counting = createServer((request, response) => {
-    subgraphCalls++;
-    const [, name] = request.url?.split('/') ?? [];
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      const headers = Object.fromEntries(
-        Object.entries(request.headers).filter(
-          (entry): entry is [string, string] => typeof entry[1] === 'string' && entry[0] !== 'host',
-        ),
-      );
-      void fetch(targets[name ?? '']!, {
-        method: request.method,
-        headers,
-        body: request.method === 'POST' ? Buffer.concat(chunks) : undefined,
-      })
-        .then(async (answer) => {
-          response.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? '' });
-          response.end(Buffer.from(await answer.arrayBuffer()));
-        })
-        .catch(() => response.writeHead(502).end());
-    });
-  });
-  counting.on('upgrade', (_request, socket: { destroy(): void }) => {
-    subgraphCalls++;
-    socket.destroy();
-  });
-  await new Promise<void>((resolve) => counting.listen(0, '127.0.0.1', resolve));
-  return counting;
-}
-
 /** A gateway over the counting proxy (the one under test, or one with other options). */
 async function proxiedGateway(options: Partial<GatewayOptions> = {}): Promise<Gateway> {
-  const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
   return createGateway({
     supergraphSdl: readFileSync('supergraph.graphql', 'utf8'),
     subgraphUrls: Object.fromEntries(
-      Object.keys(platform.subgraphUrls).map((name) => [name, `${proxyUrl}/${name}`]),
+      Object.keys(platform.subgraphUrls).map((name) => [name, proxy.urlOf(name)]),
     ),
     verifier: await createTokenVerifier(platform.config),
     logger: createLogger('gateway', 'silent'),
@@ -169,12 +135,12 @@ afterAll(async () => {
   await websocket?.close();
   if (server) await closeServer(server);
   await gateway?.close();
-  if (proxy) await closeServer(proxy);
+  await proxy?.close();
   await platform?.stop();
 });
 
 beforeEach(() => {
-  subgraphCalls = 0;
+  proxy.calls = 0;
 });
 
 describe('depth', () => {
@@ -183,9 +149,9 @@ describe('depth', () => {
     const served = await post(deepQuery(12));
     expect(served.status).toBe(200);
     expect(served.body.errors).toBeUndefined();
-    expect(subgraphCalls).toBeGreaterThan(0);
+    expect(proxy.calls).toBeGreaterThan(0);
 
-    subgraphCalls = 0;
+    proxy.calls = 0;
     const refused = await post(deepQuery(13));
     expect(refused.status).toBe(400);
     expect(refused.body.errors).toMatchObject([
@@ -195,12 +161,12 @@ describe('depth', () => {
       },
     ]);
     expect(refused.body.data).toBeUndefined();
-    expect(subgraphCalls).toBe(0);
+    expect(proxy.calls).toBe(0);
   });
 
   it('counts depth through inline and named fragments, which add none of their own', async () => {
     expect((await post(deepQuery(12, true))).status).toBe(200);
-    subgraphCalls = 0;
+    proxy.calls = 0;
     const refusedInline = await post(deepQuery(13, true));
     expect(refusedInline.status).toBe(400);
     expect(codesOf(refusedInline.body.errors)).toEqual(['MAX_DEPTH_EXCEEDED']);
@@ -214,7 +180,7 @@ describe('depth', () => {
     expect(refusedNamed.body.errors).toMatchObject([
       { message: 'Query depth limit of 12 exceeded, found 13.', extensions: { code: 'MAX_DEPTH_EXCEEDED' } },
     ]);
-    expect(subgraphCalls).toBe(0);
+    expect(proxy.calls).toBe(0);
   });
 
   it('refuses a fragment that spreads itself (unbounded depth)', async () => {
@@ -232,7 +198,7 @@ describe('depth', () => {
         extensions: { code: 'GRAPHQL_VALIDATION_FAILED' },
       },
     ]);
-    expect(subgraphCalls).toBe(0);
+    expect(proxy.calls).toBe(0);
   });
 
   it('refuses 500 levels of nesting at parse, before the parser can overflow the stack', async () => {
@@ -254,14 +220,14 @@ describe('depth', () => {
     const deep = await post(deepQuery(200));
     expect(deep.status).toBe(400);
     expect(codesOf(deep.body.errors)).toEqual(['MAX_DEPTH_EXCEEDED']);
-    expect(subgraphCalls).toBe(0);
+    expect(proxy.calls).toBe(0);
     expect((await post('{ kpis { code } }')).body.data).toEqual({ kpis: [{ code: 'checkout.revenue' }] });
   });
 
   it('serves a chain of 600 fragments, and refuses a longer one that would overflow the stack with a 400', async () => {
     const served = await post(fragmentChain(600));
     expect(served).toEqual({ status: 200, body: { data: { kpis: [{ code: 'checkout.revenue' }] } } });
-    subgraphCalls = 0;
+    proxy.calls = 0;
     // 5,000 fragments need 40,000 tokens; with a raised limit, graphql-js's recursive rules
     // would overflow the stack, and the gateway refuses the document instead.
     const raised = await proxiedGateway({ limits: { maxTokens: 50_000 } });
@@ -277,7 +243,7 @@ describe('depth', () => {
     } finally {
       await raised.close();
     }
-    expect(subgraphCalls).toBe(0);
+    expect(proxy.calls).toBe(0);
   });
 });
 
@@ -286,7 +252,7 @@ describe('aliases, root fields, tokens and directives', () => {
 
   it('refuses more than 30 aliases, counted through fragments', async () => {
     expect((await post(`{ kpi(code: "checkout.revenue") { ${aliases(30)} } }`)).status).toBe(200);
-    subgraphCalls = 0;
+    proxy.calls = 0;
     const refused = await post(
       `{ kpi(code: "checkout.revenue") { ...A ...A } } fragment A on Kpi { ${aliases(16)} }`,
     );
@@ -297,7 +263,7 @@ describe('aliases, root fields, tokens and directives', () => {
         extensions: { code: 'MAX_ALIASES_EXCEEDED', maxAliases: 30 },
       },
     ]);
-    expect(subgraphCalls).toBe(0);
+    expect(proxy.calls).toBe(0);
   });
 
   it('refuses more than 20 root fields, each alias of a field counting as one', async () => {
@@ -307,7 +273,7 @@ describe('aliases, root fields, tokens and directives', () => {
     const served = await post(`{ ${roots(19)} kpis { code } kpis { name } }`);
     expect(served.status).toBe(200);
     expect(served.body.errors).toBeUndefined();
-    subgraphCalls = 0;
+    proxy.calls = 0;
     const refused = await post(
       `{ ${roots(19)} ...Two } fragment Two on Query { kpis { code } again: kpis { name } }`,
     );
@@ -318,7 +284,7 @@ describe('aliases, root fields, tokens and directives', () => {
         extensions: { code: 'MAX_ROOT_FIELDS_EXCEEDED', rootFields: 21, maxRootFields: 20 },
       },
     ]);
-    expect(subgraphCalls).toBe(0);
+    expect(proxy.calls).toBe(0);
   });
 
   it('refuses a document of about 15,000 tokens at parse', async () => {
@@ -330,7 +296,7 @@ describe('aliases, root fields, tokens and directives', () => {
         extensions: { code: 'MAX_TOKENS_EXCEEDED', maxTokens: 5_000 },
       },
     ]);
-    expect(subgraphCalls).toBe(0);
+    expect(proxy.calls).toBe(0);
   });
 
   it('refuses more than 50 directives', async () => {
@@ -342,7 +308,7 @@ describe('aliases, root fields, tokens and directives', () => {
         extensions: { code: 'MAX_DIRECTIVES_EXCEEDED', maxDirectives: 50 },
       },
     ]);
-    expect(subgraphCalls).toBe(0);
+    expect(proxy.calls).toBe(0);
   });
 });
 
@@ -358,7 +324,7 @@ describe('cost', () => {
         extensions: { code: 'MAX_COST_EXCEEDED', cost: 20_000, maxCost: 5_000 },
       },
     ]);
-    expect(subgraphCalls).toBe(0);
+    expect(proxy.calls).toBe(0);
   });
 
   it('multiplies nested lists, and counts a limit given by a variable once its value is known', async () => {
@@ -368,14 +334,14 @@ describe('cost', () => {
     const wide = await post(`{ kpis { insights(limit: 1000) { kpi { code } } } }`);
     expect(wide.body.errors).toMatchObject([{ extensions: { code: 'MAX_COST_EXCEEDED', cost: 20_010 } }]);
 
-    subgraphCalls = 0;
+    proxy.calls = 0;
     const query = `query ($n: Int) { insights(context: "checkout", limit: $n) { id } }`;
     const refused = await post(query, { n: 10_000 });
     expect(refused.status).toBe(400);
     expect(refused.body.errors).toMatchObject([
       { extensions: { code: 'MAX_COST_EXCEEDED', cost: 10_000, maxCost: 5_000 } },
     ]);
-    expect(subgraphCalls).toBe(0);
+    expect(proxy.calls).toBe(0);
     const served = await post(query, { n: 5 });
     expect(codesOf(served.body.errors)).not.toContain('MAX_COST_EXCEEDED');
   });
@@ -399,7 +365,7 @@ describe('several limits at once', () => {
       'MAX_DIRECTIVES_EXCEEDED',
       'MAX_ROOT_FIELDS_EXCEEDED',
     ]);
-    expect(subgraphCalls).toBe(0);
+    expect(proxy.calls).toBe(0);
     const next = await post('{ kpis { code } }');
     expect(next).toEqual({ status: 200, body: { data: { kpis: [{ code: 'checkout.revenue' }] } } });
   });
@@ -433,7 +399,7 @@ describe('over graphql-ws and SSE', () => {
       const tokens = wsSubscribe(client, `{ kpis { ${'code '.repeat(15_000)}} }`);
       await expect.poll(() => tokens.errors.length).toBeGreaterThan(0);
       expect(codesOf(tokens.errors)).toEqual(['MAX_TOKENS_EXCEEDED']);
-      expect(subgraphCalls).toBe(0);
+      expect(proxy.calls).toBe(0);
       const next = wsSubscribe<{ kpis: unknown }>(client, '{ kpis { code } }');
       expect(await next.until(1)).toEqual([{ kpis: [{ code: 'checkout.revenue' }] }]);
     } finally {
@@ -456,7 +422,7 @@ describe('over graphql-ws and SSE', () => {
     expect(codesOf(several.errors)).toEqual(['MAX_ALIASES_EXCEEDED']);
     const nested = sseSubscribe(gatewayUrl, admin, deepQuery(500).replace('{', 'subscription {'));
     expect(await nested.status).toBe(400);
-    expect(subgraphCalls).toBe(0);
+    expect(proxy.calls).toBe(0);
   });
 });
 
@@ -478,14 +444,28 @@ describe('in production', () => {
         extensions: { code: 'GRAPHQL_VALIDATION_FAILED' },
       },
     ]);
-    expect(subgraphCalls).toBe(0);
+    expect(proxy.calls).toBe(0);
   });
 
-  it('limits the depth of introspection (development leaves it to the standard query)', async () => {
+  it('refuses introspection (INTROSPECTION_DISABLED), and limits its depth when it is enabled', async () => {
     expect((await post(getIntrospectionQuery())).status).toBe(200);
-    const refused = await ask(production, getIntrospectionQuery());
-    expect(refused.status).toBe(400);
-    expect(codesOf(refused.body.errors)).toContain('MAX_DEPTH_EXCEEDED');
-    expect((await ask(production, '{ __schema { queryType { name } } }')).status).toBe(200);
+    const disabled = await ask(production, '{ __schema { queryType { name } } }');
+    expect(disabled.status).toBe(400);
+    expect(codesOf(disabled.body.errors)).toEqual(['INTROSPECTION_DISABLED']);
+    expect((await ask(production, '{ __typename }')).body).toEqual({ data: { __typename: 'Query' } });
+    const enabled = await proxiedGateway({
+      production: true,
+      allowAnonymousIntrospection: false,
+      introspection: true,
+    });
+    try {
+      const refused = await ask(enabled, getIntrospectionQuery());
+      expect(refused.status).toBe(400);
+      expect(codesOf(refused.body.errors)).toContain('MAX_DEPTH_EXCEEDED');
+      expect((await ask(enabled, '{ __schema { queryType { name } } }')).status).toBe(200);
+    } finally {
+      await enabled.close();
+    }
+    expect(proxy.calls).toBe(0);
   });
 });

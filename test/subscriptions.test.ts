@@ -2,6 +2,7 @@
 // cursor, tenancy and roles, and shared execution. KPI values are published on the KPI stream the way
 // the calculator does, so that every count is exact (test/liveKpis.test.ts runs the real pipeline).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPool } from '../db/pool.ts';
 import { decodeCursor } from '../streams/cursor.ts';
 import {
   createRedisPubSub,
@@ -291,9 +292,19 @@ describe('kpiUpdated over SSE', () => {
 
 describe('reportProgress through the gateway (served by the reports subgraph over graphql-ws)', () => {
   const PROGRESS = `subscription ($id: ID!) { reportProgress(id: $id) { reportId generationId status progress message } }`;
-  const channel = reportProgressChannel('acme', 'rp1');
+  // A report of acme's: progress is only followed for a report of the caller's own tenant.
+  const REPORT_ID = 'b2b2b2b2-0000-4000-8000-000000000002';
+  const channel = reportProgressChannel('acme', REPORT_ID);
   let redis: RedisPubSub;
-  beforeAll(() => void (redis = createRedisPubSub(services().redisUrl)));
+  beforeAll(async () => {
+    redis = createRedisPubSub(services().redisUrl);
+    const admin = createPool(platform.adminUrl, 1);
+    await admin.query(
+      `INSERT INTO reports (tenant_id, id, name, type, config) VALUES ('acme', $1, 'Orders', 'ADHOC', '{}')`,
+      [REPORT_ID],
+    );
+    await admin.end();
+  });
   afterAll(() => redis?.close());
   const listeners = async () =>
     ((await redis.getPublisher().pubsub('NUMSUB', channel)) as [string, number])[1];
@@ -303,18 +314,18 @@ describe('reportProgress through the gateway (served by the reports subgraph ove
     const overWs = wsSubscribe<{ status: string; progress: number }>(
       client,
       PROGRESS,
-      { id: 'rp1' },
+      { id: REPORT_ID },
       'reportProgress',
     );
     const overSse = sseSubscribe<{ status: string }>(
       platform.gatewayUrl,
       viewer,
       PROGRESS,
-      { id: 'rp1' },
+      { id: REPORT_ID },
       { field: 'reportProgress' },
     );
     await expect.poll(listeners, { timeout: 10_000 }).toBe(1);
-    const step = { reportId: 'rp1', generationId: 'g1', message: 'reading rollups' };
+    const step = { reportId: REPORT_ID, generationId: 'g1', message: 'reading rollups' };
     await publishReportProgress(redis, 'acme', { ...step, status: 'RUNNING', progress: 0.5 });
     await publishReportProgress(redis, 'globex', { ...step, status: 'FAILED', progress: 1 });
     await publishReportProgress(redis, 'acme', {

@@ -1,6 +1,12 @@
 // One loaded supergraph: the client-facing schema, the query planner and what the subscription engine
 // needs (each subgraph's own schema, the @jetstream bindings). A reload builds a new one and swaps it.
-import { operationFromDocument, Supergraph, type Operation, type Schema } from '@apollo/federation-internals';
+import {
+  DEFAULT_SUPPORTED_SUPERGRAPH_FEATURES,
+  operationFromDocument,
+  Supergraph,
+  type Operation,
+  type Schema,
+} from '@apollo/federation-internals';
 import { QueryPlanner, type QueryPlan } from '@apollo/query-planner';
 import type { DocumentNode, GraphQLSchema } from 'graphql';
 import { readBindings, type StreamBinding } from '../subscriptions/bindings.ts';
@@ -29,9 +35,16 @@ export interface LoadedSupergraph {
   plan(document: DocumentNode, operationName?: string | null): PlannedOperation;
 }
 
+// A supergraph links @requiresScopes "for: SECURITY": a gateway must refuse it unless it enforces it, as
+// plugins/useFieldAuthorization.ts does.
+const SUPPORTED_FEATURES = new Set([
+  ...DEFAULT_SUPPORTED_SUPERGRAPH_FEATURES,
+  'https://specs.apollo.dev/requiresScopes/v0.1',
+]);
+
 /** Builds the planner and schemas of a supergraph SDL; throws with the reason when it is not valid. */
 export function loadSupergraph(sdl: string): LoadedSupergraph {
-  const supergraph = Supergraph.build(sdl);
+  const supergraph = Supergraph.build(sdl, { supportedFeatures: SUPPORTED_FEATURES });
   const apiSchema = supergraph.apiSchema();
   const planner = new QueryPlanner(supergraph);
   const subgraphs = supergraph.subgraphs();

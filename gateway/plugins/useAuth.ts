@@ -1,6 +1,7 @@
 import type { Plugin, YogaInitialContext } from 'graphql-yoga';
 import {
   getOperationAST,
+  type GraphQLError,
   Kind,
   OperationTypeNode,
   type ExecutionArgs,
@@ -12,6 +13,9 @@ import { requestError } from '../../lib/errors.ts';
 /** The gateway's per-request context: the Fetch request and, when authenticated, the caller. */
 export type GatewayContext = YogaInitialContext & { principal?: Principal };
 
+const unauthenticated = () =>
+  requestError('UNAUTHENTICATED', 'authentication required: send Authorization: Bearer <token>');
+
 function isIntrospectionOnly(operation: OperationDefinitionNode | null): boolean {
   if (!operation || operation.operation !== OperationTypeNode.QUERY) return false;
   return operation.selectionSet.selections.every(
@@ -21,17 +25,33 @@ function isIntrospectionOnly(operation: OperationDefinitionNode | null): boolean
 
 /**
  * Verifies the bearer token of every operation at the edge (401 UNAUTHENTICATED when missing or
- * invalid); roles are checked by the subgraphs that own each field. Introspection-only queries may
- * go without a token when allowAnonymousIntrospection is set (dev mode).
+ * invalid); scopes per field are checked by useFieldAuthorization. Introspection-only queries may
+ * go without a token when allowAnonymousIntrospection is set (dev mode); otherwise a request without
+ * one is refused before its document is even parsed.
  */
 export function useAuth(options: {
   verifier: TokenVerifier;
   allowAnonymousIntrospection: boolean;
 }): Plugin<GatewayContext> {
+  // Verified when the request's parameters are read, before parsing and validation, so that a caller
+  // without a valid token learns nothing of the schema from validation errors; kept for the context.
+  const principals = new WeakMap<Request, Principal>();
   return {
-    async onContextBuilding({ context, extendContext }) {
-      const token = bearerToken(context.request.headers.get('authorization'));
-      if (token) extendContext({ principal: await options.verifier.verify(token) });
+    async onParams({ request, setResult }) {
+      const token = bearerToken(request.headers.get('authorization'));
+      if (!token) {
+        if (!options.allowAnonymousIntrospection) setResult({ errors: [unauthenticated()] });
+        return;
+      }
+      try {
+        principals.set(request, await options.verifier.verify(token));
+      } catch (error) {
+        setResult({ errors: [error as GraphQLError] });
+      }
+    },
+    onContextBuilding({ context, extendContext }) {
+      const principal = principals.get(context.request);
+      if (principal) extendContext({ principal });
     },
     onExecute({ args, setResultAndStopExecution }) {
       const { document, operationName, contextValue } = args as ExecutionArgs & {
@@ -40,11 +60,7 @@ export function useAuth(options: {
       if (contextValue.principal) return;
       const operation = getOperationAST(document, operationName);
       if (options.allowAnonymousIntrospection && isIntrospectionOnly(operation ?? null)) return;
-      setResultAndStopExecution({
-        errors: [
-          requestError('UNAUTHENTICATED', 'authentication required: send Authorization: Bearer <token>'),
-        ],
-      });
+      setResultAndStopExecution({ errors: [unauthenticated()] });
     },
   };
 }

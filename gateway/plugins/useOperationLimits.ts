@@ -18,6 +18,7 @@ import {
   type ASTNode,
   type DocumentNode,
   type ExecutionArgs,
+  type FieldNode,
   type FragmentDefinitionNode,
   type GraphQLSchema,
   type OperationDefinitionNode,
@@ -45,6 +46,8 @@ export interface OperationLimits {
   maxCost: number;
   /** Weights of the cost model. */
   cost: CostWeights;
+  /** Whether __schema and __type are served at all (INTROSPECTION; production: not by default). */
+  introspection: boolean;
   /** Whether introspection counts toward depth and cost (production: it does). */
   limitIntrospection: boolean;
   /** Whether validation errors keep graphql-js's "Did you mean ...?" (never in production). */
@@ -60,6 +63,7 @@ export const defaultOperationLimits: OperationLimits = {
   maxDirectives: 50,
   maxCost: 5_000,
   cost: defaultCostWeights,
+  introspection: true,
   limitIntrospection: false,
   hideSuggestions: false,
 };
@@ -249,6 +253,23 @@ function costError(
   );
 }
 
+/** Refuses __schema and __type (graphql-js's NoSchemaIntrospectionCustomRule, with the platform's code). */
+function noIntrospectionRule(context: ValidationContext) {
+  return {
+    Field(field: FieldNode) {
+      if (field.name.value !== '__schema' && field.name.value !== '__type') return;
+      context.reportError(
+        limitError(
+          'INTROSPECTION_DISABLED',
+          `introspection is disabled: ${field.name.value} is not served`,
+          {},
+          field,
+        ),
+      );
+    },
+  };
+}
+
 /** Estimates each operation's cost as the document states it (variables count at their default). */
 function maxCostRule(limits: OperationLimits): ValidationRule {
   return function MaxCost(context: ValidationContext) {
@@ -284,6 +305,7 @@ export function operationLimitRules(limits: OperationLimits): ValidationRule[] {
     }),
     maxRootFieldsRule(limits.maxRootFields),
     maxCostRule(limits),
+    ...(limits.introspection ? [] : [noIntrospectionRule]),
   ];
 }
 

@@ -234,8 +234,12 @@ export class UpstreamGroup extends Group {
   private async end(error?: unknown): Promise<void> {
     await this.tail;
     if (error) {
+      // graphql-ws hands a subgraph's refusal (an `error` message) over as its GraphQL errors, each with
+      // the subgraph's own code (NOT_FOUND, FORBIDDEN...); anything else means the subgraph failed.
       const message = error instanceof Error ? error.message : 'the subgraph ended the subscription';
-      const result = { errors: [{ message, extensions: { code: 'SERVICE_UNAVAILABLE' } }] };
+      const result = Array.isArray(error)
+        ? { errors: error as unknown[] }
+        : { errors: [{ message, extensions: { code: 'SERVICE_UNAVAILABLE' } }] };
       for (const member of this.members) member.outbox.offer({ result, json: () => JSON.stringify(result) });
     }
     for (const member of this.members) member.outbox.finish();

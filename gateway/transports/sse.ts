@@ -10,7 +10,13 @@ import type { Logger } from '../../lib/logger.ts';
 import type { Gateway } from '../gateway.ts';
 import { HttpRefusal, readBody } from '../httpRefusal.ts';
 import type { Delivery } from '../subscriptions/outbox.ts';
-import { prepareOperation, runOperation, type OperationPayload } from './operations.ts';
+import {
+  admitOperation,
+  prepareOperation,
+  runOperation,
+  type OperationPayload,
+  type PreparedOperation,
+} from './operations.ts';
 
 const KEEP_ALIVE_MS = 12_000;
 
@@ -48,7 +54,7 @@ export function createSseHandler(options: {
         { message: (error as Error).message, extensions: { code: 'UNAUTHENTICATED' } },
       ]);
     }
-    const prepared = prepareOperation(gateway, payload, principal);
+    const prepared = await prepareOperation(gateway, payload, principal);
     if (Array.isArray(prepared)) {
       const errors = prepared as readonly GraphQLError[];
       return refuse(
@@ -56,6 +62,11 @@ export function createSseHandler(options: {
         ErrorCode[errorCodeOf(errors[0]) ?? 'BAD_REQUEST'],
         errors.map((e) => e.toJSON()),
       );
+    }
+    const limited = await admitOperation(gateway, prepared as PreparedOperation, payload, principal);
+    if (limited) {
+      const retryAfter = String(limited.extensions['retryAfter']);
+      return refuse(response, ErrorCode.RATE_LIMITED, [limited.toJSON()], { 'retry-after': retryAfter });
     }
     response.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -135,18 +146,28 @@ function header(request: IncomingMessage, name: string): string | undefined {
   return typeof value === 'string' && value ? value : undefined;
 }
 
-function refuse(response: ServerResponse, status: number, errors: unknown[]): void {
-  response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ errors }));
+function refuse(
+  response: ServerResponse,
+  status: number,
+  errors: unknown[],
+  headers: Record<string, string> = {},
+): void {
+  response
+    .writeHead(status, { 'content-type': 'application/json', ...headers })
+    .end(JSON.stringify({ errors }));
 }
 
 async function readPayload(request: IncomingMessage, maxBytes: number): Promise<OperationPayload> {
   if (request.method === 'GET') {
     const params = new URL(request.url ?? '/', 'http://gateway').searchParams;
     const variables = params.get('variables');
+    const extensions = params.get('extensions');
     return {
       query: params.get('query') ?? '',
       variables: variables ? (JSON.parse(variables) as Record<string, unknown>) : undefined,
       operationName: params.get('operationName'),
+      extensions: extensions ? (JSON.parse(extensions) as Record<string, unknown>) : undefined,
+      documentId: params.get('documentId'),
     };
   }
   if (request.method !== 'POST') throw new Error('use GET or POST');

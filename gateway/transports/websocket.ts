@@ -10,11 +10,12 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { bearerToken, type Principal, type TokenVerifier } from '../../lib/auth.ts';
 import type { Logger } from '../../lib/logger.ts';
+import { webSocketOriginAllowed } from '../httpSecurity.ts';
 import type { Caller } from '../execution/subgraphFetcher.ts';
 import type { Gateway } from '../gateway.ts';
 import { subscriptionMetrics } from '../subscriptions/metrics.ts';
 import type { Delivery, Outbox } from '../subscriptions/outbox.ts';
-import { prepareOperation, runOperation, type PreparedOperation } from './operations.ts';
+import { admitOperation, prepareOperation, runOperation, type PreparedOperation } from './operations.ts';
 
 /** Close code for a subscriber too slow to keep up: reconnect and resume from the last cursor. */
 export const SLOW_CONSUMER = 1013;
@@ -87,11 +88,19 @@ export function attachWebSocket(
     logger: Logger;
     connectionInitTimeoutMs: number;
     maxMessageBytes: number;
+    /** Subscriptions one connection may run at once (MAX_SUBSCRIPTIONS_PER_CONNECTION). */
+    maxSubscriptions?: number;
+    /** Browser origins allowed besides the gateway's own (CORS_ORIGINS). */
+    corsOrigins?: readonly string[];
   },
 ) {
+  const maxSubscriptions = options.maxSubscriptions ?? 200;
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes });
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (request.url?.split('?')[0] !== '/graphql') return socket.destroy();
+    if (!webSocketOriginAllowed(request, options.corsOrigins ?? [])) {
+      return void socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    }
     wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
   };
   server.on('upgrade', onUpgrade);
@@ -124,11 +133,23 @@ export function attachWebSocket(
         return true;
       },
       onClose: (ctx) => clearTimeout(ctx.extra.expiry),
-      onSubscribe: (ctx, id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         const { principal, caller, socket } = ctx.extra;
         if (!principal || !caller) return [new GraphQLError('unauthenticated')];
-        const prepared = prepareOperation(gateway, payload, principal);
+        // graphql-ws has registered this id already, so the count includes it.
+        const running = Object.keys(ctx.subscriptions).length;
+        if (running > maxSubscriptions) {
+          return [
+            new GraphQLError(
+              `this connection already runs ${running - 1} subscriptions, the maximum: complete one, or open another connection`,
+              { extensions: { code: 'MAX_SUBSCRIPTIONS_EXCEEDED', maxSubscriptions } },
+            ),
+          ];
+        }
+        const prepared = await prepareOperation(gateway, payload, principal);
         if (Array.isArray(prepared)) return prepared as GraphQLError[];
+        const limited = await admitOperation(gateway, prepared as PreparedOperation, payload, principal);
+        if (limited) return [limited];
         const contextValue: OperationContext = {
           id,
           principal,

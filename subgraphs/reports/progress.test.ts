@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createPool } from '../../db/pool.ts';
 import { loadConfig, type Config } from '../../lib/config.ts';
 import { signDevToken } from '../../lib/devKeys.ts';
 import { createLogger } from '../../lib/logger.ts';
@@ -19,8 +20,10 @@ import type { RunningService } from '../../lib/service.ts';
 import { createTestDatabase, services, type TestDatabase } from '../../test/support/services.ts';
 import { startReports } from './server.ts';
 
-const PROGRESS = `subscription { reportProgress(id: "r1") { reportId generationId status progress message } }`;
-const CHANNEL = reportProgressChannel('acme', 'r1');
+// A report of acme's, stored in beforeAll: progress is only followed for a report of the caller's tenant.
+const REPORT_ID = 'a1a1a1a1-0000-4000-8000-000000000001';
+const PROGRESS = `subscription { reportProgress(id: "${REPORT_ID}") { reportId generationId status progress message } }`;
+const CHANNEL = reportProgressChannel('acme', REPORT_ID);
 
 let database: TestDatabase;
 let dataDir: string;
@@ -45,6 +48,12 @@ beforeAll(async () => {
     NATS_URL: natsUrl,
     REDIS_URL: redisUrl,
   });
+  const admin = createPool(database.adminUrl, 1);
+  await admin.query(
+    `INSERT INTO reports (tenant_id, id, name, type, config) VALUES ('acme', $1, 'Orders', 'ADHOC', '{}')`,
+    [REPORT_ID],
+  );
+  await admin.end();
   reports = await startService();
   publisher = createRedisPubSub(redisUrl);
 });
@@ -82,7 +91,7 @@ function connect(
 const bearer = async (tenant: string, roles: string[]) =>
   `Bearer ${await signDevToken(dataDir, { tenant, roles })}`;
 
-/** Resolves once that many connections listen on acme's r1 channel: nothing published after is missed. */
+/** Resolves once that many connections listen on acme's report's channel: nothing published after is missed. */
 async function untilSubscribers(count: number): Promise<void> {
   await vi.waitFor(async () => {
     const [, listening] = (await publisher.getPublisher().pubsub('NUMSUB', CHANNEL)) as [string, number];
@@ -91,7 +100,7 @@ async function untilSubscribers(count: number): Promise<void> {
 }
 
 const event = (generationId: string, progress: number, message?: string): ReportProgress => ({
-  reportId: 'r1',
+  reportId: REPORT_ID,
   generationId,
   status: progress < 1 ? 'RUNNING' : 'COMPLETED',
   progress,

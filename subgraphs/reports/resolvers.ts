@@ -1,7 +1,7 @@
 import DataLoader from 'dataloader';
 import type pg from 'pg';
 import { withTenant } from '../../db/pool.ts';
-import { authorize, type Principal } from '../../lib/auth.ts';
+import type { Principal } from '../../lib/auth.ts';
 import { appError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { RedisPubSub, ReportProgress } from '../../lib/redis.ts';
@@ -53,18 +53,18 @@ export const resolvers = {
       args: { type?: string | null; status?: string | null },
       context: ReportsContext,
     ) => {
-      const { tenant } = authorize(context.principal, 'read');
+      const { tenant } = context.principal;
       const filter = { type: args.type ?? undefined, status: args.status ?? undefined };
       return withTenant(context.pool, tenant, (client) => reportStore.list(client, filter));
     },
     report: async (_: unknown, args: { id: string }, context: ReportsContext) => {
-      const { tenant } = authorize(context.principal, 'read');
+      const { tenant } = context.principal;
       return (await withTenant(context.pool, tenant, (client) => reportStore.get(client, args.id))) ?? null;
     },
   },
   Mutation: {
     createReport: async (_: unknown, args: { input: CreateReportInput }, context: ReportsContext) => {
-      const { tenant } = authorize(context.principal, 'report');
+      const { tenant } = context.principal;
       const report = await withTenant(context.pool, tenant, async (client) => {
         const kpis = await kpiDimensions(client, args.input.config.metrics);
         return reportStore.create(client, normaliseNewReport(args.input, kpis));
@@ -77,7 +77,7 @@ export const resolvers = {
       args: { id: string; input: UpdateReportInput },
       context: ReportsContext,
     ) => {
-      const { tenant } = authorize(context.principal, 'report');
+      const { tenant } = context.principal;
       return withTenant(context.pool, tenant, async (client) => {
         const existing = await reportStore.get(client, args.id);
         if (!existing) throw notFound(args.id);
@@ -89,7 +89,7 @@ export const resolvers = {
       });
     },
     generateReport: async (_: unknown, args: { id: string }, context: ReportsContext) => {
-      const { tenant } = authorize(context.principal, 'report');
+      const { tenant } = context.principal;
       const generation = await enqueueGeneration(context, tenant, args.id);
       // A manual generation is never a duplicate of a scheduled tick.
       if (!generation) throw new Error(`generation of report ${args.id} was not created`);
@@ -99,10 +99,12 @@ export const resolvers = {
   },
   Subscription: {
     reportProgress: {
-      // The channel is always the caller's own tenant's, whatever report id it asks for; the first event
-      // is the latest generation's stored state, so that a late subscriber sees how it ended.
-      subscribe: (_: unknown, args: { id: string }, context: ReportsContext) => {
-        const { tenant } = authorize(context.principal, 'subscribe');
+      // The channel is always the caller's own tenant's, and the report must be one of its own; the first
+      // event is the latest generation's stored state, so that a late subscriber sees how it ended.
+      subscribe: async (_: unknown, args: { id: string }, context: ReportsContext) => {
+        const { tenant } = context.principal;
+        const report = await withTenant(context.pool, tenant, (client) => reportStore.get(client, args.id));
+        if (!report) throw notFound(args.id);
         return followProgress(context.redis, tenant, args.id, () =>
           withTenant(context.pool, tenant, (client) => generationStore.latest(client, args.id)),
         );
@@ -113,7 +115,7 @@ export const resolvers = {
   },
   Report: {
     __resolveReference: async (reference: { id: string }, _: unknown, context: ReportsContext) => {
-      const { tenant } = authorize(context.principal, 'read');
+      const { tenant } = context.principal;
       return (
         (await withTenant(context.pool, tenant, (client) => reportStore.get(client, reference.id))) ?? null
       );

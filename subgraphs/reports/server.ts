@@ -9,6 +9,7 @@ import type { Config } from '../../lib/config.ts';
 import { errorCodeOf, ErrorCode } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createRedisPubSub, pingRedis } from '../../lib/redis.ts';
+import { enforceRequiredScopes } from '../../lib/subgraphServer.ts';
 import { checkReadiness, isMainModule, runService, type RunningService } from '../../lib/service.ts';
 import { connectBroker, ensureStreams, pingBroker } from '../../streams/connection.ts';
 import { resolvers, type ReportsContext } from './resolvers.ts';
@@ -66,6 +67,8 @@ export async function startReports(config: Config, logger: Logger): Promise<Runn
   await app.register(mercuriusFederationPlugin, {
     schema,
     resolvers: resolvers as never,
+    // The schema's @requiresScopes, checked here as in every subgraph; run once mercurius holds the resolvers.
+    schemaTransforms: [enforceRequiredScopes],
     graphiql: false,
     context: (request) => contextOf((request as unknown as { principal: Principal }).principal),
     subscription: {

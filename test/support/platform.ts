@@ -9,7 +9,7 @@ export type TestPlatform = LocalPlatform;
 
 /** Starts the platform in-process over a fresh database (see startLocalPlatform). */
 export function startTestPlatform(
-  options: { workers?: boolean; production?: boolean } = {},
+  options: { workers?: boolean; production?: boolean; env?: Record<string, string> } = {},
 ): Promise<TestPlatform> {
   return startLocalPlatform({
     ...options,
