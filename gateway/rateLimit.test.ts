@@ -72,6 +72,31 @@ describe.each(['redis', 'memory'] as const)('the sliding-window limiter (%s)', (
     expect(answers[6]!.retryAfterSeconds).toBe(answers[5]!.retryAfterSeconds);
   });
 
+  it('refuses a caller it has seen refused again without the store, until its Retry-After', async () => {
+    const clock = manualClock(10_000);
+    const limits = await limiter({
+      budgets: budgets({ query: { perTenant: 2, perToken: 0 } }),
+      now: clock.now,
+    });
+    const caller = { tenant: freshTenant(), subject: 'alice' };
+    expect(limits.refusedAlready(caller, { query: 1 })).toBeUndefined();
+    for (let i = 0; i < 2; i++) expect((await limits.check(caller, { query: 1 })).allowed).toBe(true);
+    expect(limits.refusedAlready(caller, { query: 1 })).toBeUndefined(); // spent, but not yet seen refused
+    const refused = await limits.check(caller, { query: 1 });
+    expect(refused.allowed).toBe(false);
+    expect(limits.refusedAlready(caller, { query: 1 })).toMatchObject({
+      allowed: false,
+      retryAfterSeconds: refused.retryAfterSeconds,
+      kind: 'query',
+      scope: 'tenant',
+    });
+    expect(limits.refusedAlready({ ...caller, tenant: freshTenant() }, { query: 1 })).toBeUndefined();
+    expect(limits.refusedAlready(caller, { mutation: 1 })).toBeUndefined();
+    clock.at += refused.retryAfterSeconds * 1000;
+    expect(limits.refusedAlready(caller, { query: 1 })).toBeUndefined();
+    expect((await limits.check(caller, { query: 1 })).allowed).toBe(true);
+  });
+
   it('asks for a Retry-After after which the request passes, and not a millisecond before', async () => {
     const clock = manualClock(10_000);
     const limits = await limiter({

@@ -87,6 +87,11 @@ export interface RateLimiter {
   readonly store: 'redis' | 'memory';
   /** Admits and charges the request only if every budget it touches can take its cost; otherwise charges nothing. */
   check(caller: RateLimitedCaller, charge: Charge): Promise<RateLimitDecision>;
+  /**
+   * The refusal of a request whose budget this gateway has already seen spent and that cannot have come
+   * back yet (before its Retry-After), decided without the store; undefined when only check() can tell.
+   */
+  refusedAlready(caller: RateLimitedCaller, charge: Charge): RateLimitDecision | undefined;
   close(): Promise<void>;
 }
 
@@ -379,25 +384,43 @@ export async function createRateLimiter(options: RateLimiterOptions): Promise<Ra
     }
     return undefined;
   };
+  const metersOf = (caller: RateLimitedCaller, charge: Charge): Meter[] => {
+    const meters: Meter[] = [];
+    for (const kind of RATE_LIMIT_KINDS) {
+      const cost = charge[kind] ?? 0;
+      if (cost <= 0) continue;
+      const { perTenant, perToken } = options.budgets[kind];
+      if (perTenant > 0)
+        meters.push({
+          key: budgetKey(caller, kind, 'tenant'),
+          limit: perTenant,
+          cost,
+          kind,
+          scope: 'tenant',
+        });
+      if (perToken > 0)
+        meters.push({ key: budgetKey(caller, kind, 'token'), limit: perToken, cost, kind, scope: 'token' });
+    }
+    return meters;
+  };
+  const decisionOf = (meters: readonly Meter[], verdict: Verdict): RateLimitDecision => {
+    const { kind, scope, limit, cost } = meters[verdict.deciding]!;
+    if (!verdict.allowed) rateLimitMetrics.refusals.inc({ kind, scope });
+    return {
+      allowed: verdict.allowed,
+      retryAfterSeconds: verdict.allowed ? 0 : Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)),
+      limit,
+      remaining: verdict.remaining,
+      kind,
+      scope,
+      cost,
+      windowSeconds,
+    };
+  };
   return {
     store: options.redisUrl ? 'redis' : 'memory',
     async check(caller, charge) {
-      const meters: Meter[] = [];
-      for (const kind of RATE_LIMIT_KINDS) {
-        const cost = charge[kind] ?? 0;
-        if (cost <= 0) continue;
-        const { perTenant, perToken } = options.budgets[kind];
-        if (perTenant > 0)
-          meters.push({
-            key: budgetKey(caller, kind, 'tenant'),
-            limit: perTenant,
-            cost,
-            kind,
-            scope: 'tenant',
-          });
-        if (perToken > 0)
-          meters.push({ key: budgetKey(caller, kind, 'token'), limit: perToken, cost, kind, scope: 'token' });
-      }
+      const meters = metersOf(caller, charge);
       if (meters.length === 0)
         return { allowed: true, retryAfterSeconds: 0, limit: Infinity, remaining: Infinity, windowSeconds };
       // A cost larger than a whole budget can never pass: refused without counting (waiting will not help).
@@ -407,18 +430,12 @@ export async function createRateLimiter(options: RateLimiterOptions): Promise<Ra
         ? { allowed: false, retryAfterMs: windowMs, deciding: meters.indexOf(tooLarge), remaining: 0 }
         : (refusedHere(meters, at) ?? (await store.charge(meters, at, windowMs)));
       if (!verdict.allowed) remember(meters[verdict.deciding]!, at, at + verdict.retryAfterMs);
-      const { kind, scope, limit, cost } = meters[verdict.deciding]!;
-      if (!verdict.allowed) rateLimitMetrics.refusals.inc({ kind, scope });
-      return {
-        allowed: verdict.allowed,
-        retryAfterSeconds: verdict.allowed ? 0 : Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)),
-        limit,
-        remaining: verdict.remaining,
-        kind,
-        scope,
-        cost,
-        windowSeconds,
-      };
+      return decisionOf(meters, verdict);
+    },
+    refusedAlready(caller, charge) {
+      const meters = metersOf(caller, charge);
+      const verdict = refusedHere(meters, now());
+      return verdict && decisionOf(meters, verdict);
     },
     close: () => store.close(),
   };

@@ -10,6 +10,13 @@ import {
 import { bearerToken, type Principal, type TokenVerifier } from '../../lib/auth.ts';
 import { requestError } from '../../lib/errors.ts';
 
+// Verified when the request's parameters are read, before parsing and validation, so that a caller
+// without a valid token learns nothing of the schema from validation errors; kept for the context.
+const principals = new WeakMap<Request, Principal>();
+
+/** The caller of a request whose token useAuth has verified (from its onParams on). */
+export const verifiedPrincipalOf = (request: Request): Principal | undefined => principals.get(request);
+
 /** The gateway's per-request context: the Fetch request and, when authenticated, the caller. */
 export type GatewayContext = YogaInitialContext & { principal?: Principal };
 
@@ -33,9 +40,6 @@ export function useAuth(options: {
   verifier: TokenVerifier;
   allowAnonymousIntrospection: boolean;
 }): Plugin<GatewayContext> {
-  // Verified when the request's parameters are read, before parsing and validation, so that a caller
-  // without a valid token learns nothing of the schema from validation errors; kept for the context.
-  const principals = new WeakMap<Request, Principal>();
   return {
     async onParams({ request, setResult }) {
       const token = bearerToken(request.headers.get('authorization'));

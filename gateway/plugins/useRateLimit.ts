@@ -21,7 +21,10 @@ import type {
   RateLimiter,
   RateLimitKind,
 } from '../rateLimit.ts';
-import type { GatewayContext } from './useAuth.ts';
+import { verifiedPrincipalOf, type GatewayContext } from './useAuth.ts';
+
+/** Text that may hold a mutation or subscription: only text without these words is surely a query. */
+const MAY_NOT_BE_A_QUERY = /\b(mutation|subscription)\b/;
 
 /** The mutation whose cost is its events rather than one mutation. */
 const INGEST_FIELD = 'ingestEvents';
@@ -140,6 +143,14 @@ export async function checkRateLimit(
  */
 export function useRateLimit(limiter: RateLimiter): Plugin<GatewayContext> {
   return {
+    // A caller already refused is refused again before its document is parsed, when the text can only
+    // be a query: a flood of refused queries then costs little more than reading the request.
+    onParams({ request, params, setResult }) {
+      const caller = verifiedPrincipalOf(request);
+      if (!caller || typeof params.query !== 'string' || MAY_NOT_BE_A_QUERY.test(params.query)) return;
+      const decision = limiter.refusedAlready(caller, { query: 1 });
+      if (decision) setResult({ errors: [rateLimitedError(decision)] });
+    },
     async onExecute({ args, setResultAndStopExecution }) {
       const { contextValue, document, operationName, variableValues } = args as ExecutionArgs & {
         contextValue: GatewayContext;
