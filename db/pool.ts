@@ -1,10 +1,15 @@
 import pg from 'pg';
+import { observePool } from '../lib/metrics.ts';
+import { ATTR_COMPONENT, ATTR_TENANT, SpanKind, withSpan } from '../lib/telemetry.ts';
 
 /** A transaction client whose every statement is confined to one tenant by row-level security. */
 export type TenantClient = pg.PoolClient;
 
-/** Creates the service's connection pool (the application role, never an owner or superuser). */
-export function createPool(connectionString: string, max = 10): pg.Pool {
+/**
+ * Creates the service's connection pool (the application role, never an owner or superuser); its
+ * saturation shows on /metrics under `name`.
+ */
+export function createPool(connectionString: string, max = 10, name = 'app'): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
     max,
@@ -13,11 +18,30 @@ export function createPool(connectionString: string, max = 10): pg.Pool {
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => undefined);
+  observePool(pool, name);
   return pool;
 }
 
-/** Runs fn in one transaction with app.tenant_id set for it alone; commits on success, rolls back on error. */
-export async function withTenant<T>(
+/**
+ * Runs fn in one transaction with app.tenant_id set for it alone; commits on success, rolls back on error.
+ * The transaction is one `postgres transaction` span (waiting for a pool client included).
+ */
+export function withTenant<T>(
+  pool: pg.Pool,
+  tenant: string,
+  fn: (client: TenantClient) => Promise<T>,
+): Promise<T> {
+  return withSpan(
+    'postgres transaction',
+    {
+      kind: SpanKind.CLIENT,
+      attributes: { [ATTR_COMPONENT]: 'postgres', [ATTR_TENANT]: tenant, 'db.system.name': 'postgresql' },
+    },
+    () => inTransaction(pool, tenant, fn),
+  );
+}
+
+async function inTransaction<T>(
   pool: pg.Pool,
   tenant: string,
   fn: (client: TenantClient) => Promise<T>,

@@ -6,9 +6,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TokenVerifier } from '../lib/auth.ts';
 import { requestError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
+import { useRequestMetrics } from '../lib/requestMetrics.ts';
 import type { StreamFeeds } from '../streams/feeds.ts';
 import { executeOperation } from './execution/execute.ts';
 import { limitDocuments } from './execution/documents.ts';
+import type { ResilienceOptions } from './execution/circuitBreaker.ts';
 import { createSubgraphFetcher, type Caller } from './execution/subgraphFetcher.ts';
 import { loadSupergraph, type LoadedSupergraph } from './execution/supergraph.ts';
 import { PersistedOperations } from './persistedOperations.ts';
@@ -19,6 +21,7 @@ import { useFieldAuthorization } from './plugins/useFieldAuthorization.ts';
 import { operationLimits, useOperationLimits, type OperationLimits } from './plugins/useOperationLimits.ts';
 import { usePersistedOperations } from './plugins/usePersistedOperations.ts';
 import { useRateLimit } from './plugins/useRateLimit.ts';
+import { useTracing } from './plugins/useTracing.ts';
 import type { RateLimiter } from './rateLimit.ts';
 import { SubscriptionEngine } from './subscriptions/engine.ts';
 import { UpstreamSubscriptions } from './subscriptions/upstream.ts';
@@ -35,6 +38,8 @@ export interface GatewayOptions {
   /** Whether __schema/__type are served (default: not in production). */
   introspection?: boolean;
   subgraphTimeoutMs: number;
+  /** Circuit breaking and retries towards subgraphs (defaults: execution/circuitBreaker.ts). */
+  subgraphResilience?: Partial<ResilienceOptions>;
   /** JetStream feeds for stream-bound subscription fields (absent without NATS). */
   feeds?: StreamFeeds;
   /** Results a subscriber may have queued before it is closed as too slow. */
@@ -78,7 +83,11 @@ export function createGateway(options: GatewayOptions) {
     for (const [name, url] of Object.entries(options.subgraphUrls)) if (url) resolved.set(name, url);
     return resolved;
   };
-  const fetcher = createSubgraphFetcher({ urls, timeoutMs: options.subgraphTimeoutMs });
+  const fetcher = createSubgraphFetcher({
+    urls,
+    timeoutMs: options.subgraphTimeoutMs,
+    resilience: options.subgraphResilience,
+  });
   const upstream = new UpstreamSubscriptions(urls, options.logger);
   const engine = new SubscriptionEngine({
     feeds: options.feeds,
@@ -87,6 +96,7 @@ export function createGateway(options: GatewayOptions) {
     logger: options.logger,
     capacity: options.subscriberQueueLimit ?? 1_000,
   });
+  let ending = false;
   let setSchema: ((schema: LoadedSupergraph['schema']) => void) | undefined;
   const execution: Plugin<GatewayContext> = {
     onPluginInit(context) {
@@ -130,6 +140,9 @@ export function createGateway(options: GatewayOptions) {
     multipart: false,
     maskedErrors: options.production ? { maskError: keepPlatformErrors } : false,
     plugins: [
+      // First: its span is active around every other plugin and the plan's fetches.
+      useTracing(),
+      useRequestMetrics('gateway'),
       useCsrfPrevention(),
       ...(options.production ? [useErrorMasking(options.logger)] : []),
       useAuth({
@@ -173,7 +186,18 @@ export function createGateway(options: GatewayOptions) {
       supergraph = next;
       setSchema?.(next.schema);
     },
+    /** Ends every live subscription (on shutdown, before in-flight requests are waited for). */
+    endSubscriptions(): void {
+      ending = true;
+      engine.close();
+      upstream.close();
+    },
+    /** Whether subscriptions are being ended for a shutdown: transports end them resumably. */
+    get ending(): boolean {
+      return ending;
+    },
     async close() {
+      ending = true;
       engine.close();
       upstream.close();
       await fetcher.close();

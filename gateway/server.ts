@@ -2,11 +2,11 @@
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import { collectDefaultMetrics, register } from 'prom-client';
 import { createPool, pingDatabase } from '../db/pool.ts';
 import { createTokenVerifier } from '../lib/auth.ts';
 import type { Config } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
+import { collectProcessMetrics } from '../lib/metrics.ts';
 import {
   closeServer,
   isMainModule,
@@ -18,6 +18,7 @@ import {
 } from '../lib/service.ts';
 import { connectBroker, pingBroker } from '../streams/connection.ts';
 import { StreamFeeds } from '../streams/feeds.ts';
+import { createDashboardAssets, isDashboardPath } from './dashboardAssets.ts';
 import { createGateway } from './gateway.ts';
 import { createHttpSecurity } from './httpSecurity.ts';
 import { createIngestEndpoint } from './ingestEndpoint.ts';
@@ -61,6 +62,11 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     allowAnonymousIntrospection: config.AUTH_MODE === 'dev',
     introspection: config.INTROSPECTION,
     subgraphTimeoutMs: config.SUBGRAPH_TIMEOUT_MS,
+    subgraphResilience: {
+      failureThreshold: config.SUBGRAPH_CIRCUIT_FAILURES,
+      coolDownMs: config.SUBGRAPH_CIRCUIT_COOLDOWN_MS,
+      retries: config.SUBGRAPH_RETRIES,
+    },
     feeds,
     subscriberQueueLimit: config.SUBSCRIBER_QUEUE_LIMIT,
     rateLimiter,
@@ -78,17 +84,17 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   const readiness: ReadinessChecks = Object.fromEntries(
     Object.entries(gateway.subgraphUrls).map(([name, url]) => [name, subgraphReady(url)]),
   );
-  const pool = config.DATABASE_URL ? createPool(config.DATABASE_URL, 2) : undefined;
+  const pool = config.DATABASE_URL ? createPool(config.DATABASE_URL, 2, 'gateway') : undefined;
   if (pool) readiness['postgres'] = () => pingDatabase(pool);
   if (broker) readiness['nats'] = () => pingBroker(broker.nc);
-  // Once per process: a second gateway in it (tests) would register them again, and throw.
-  if (!register.getSingleMetric('process_cpu_user_seconds_total')) collectDefaultMetrics();
+  collectProcessMetrics();
   const ingestEndpoint = createIngestEndpoint({
     yoga: gateway.yoga,
     logger,
     maxBodyBytes: config.INGEST_MAX_BODY_BYTES,
   });
   const reportDownload = createReportDownload({ verifier, pool, dataDir: config.DATA_DIR, logger });
+  const dashboard = createDashboardAssets({ dir: config.DASHBOARD_DIR, logger });
 
   const secure = createHttpSecurity({
     corsOrigins: config.CORS_ORIGINS,
@@ -103,12 +109,6 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   let draining = false;
   const routes = withHealthRoutes(
     (req, res) => {
-      if (req.method === 'GET' && req.url === '/metrics') {
-        void register
-          .metrics()
-          .then((text) => res.writeHead(200, { 'content-type': register.contentType }).end(text));
-        return;
-      }
       const path = req.url?.split('?')[0];
       if (path === '/events') {
         ingestEndpoint(req, res);
@@ -116,6 +116,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
       }
       if (isReportDownloadPath(path)) {
         reportDownload(req, res);
+        return;
+      }
+      if (isDashboardPath(path)) {
+        dashboard(req, res);
         return;
       }
       if (path === '/graphql' && wantsEventStream(req)) {
@@ -129,6 +133,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   );
   const server = await listen(
     (req, res) => {
+      // While draining, each answer closes its connection: keep-alive clients reconnect to another instance.
+      if (draining) res.setHeader('connection', 'close');
       if (!secure(req, res)) routes(req, res);
     },
     config.GATEWAY_PORT,
@@ -151,9 +157,15 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     url: `http://${config.HOST}:${port}/graphql`,
     async close() {
       draining = true;
+      // Load balancers polling /readyz see 503 and stop routing here while this instance still serves.
+      await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DRAIN_DELAY_MS));
       stopWatching();
+      // Stop accepting; in-flight requests finish. Subscriptions end first (WebSocket 1001, SSE streams
+      // end after what is queued), or their open responses would hold the server open until the bound.
+      const closed = closeServer(server);
       await websocket.close();
-      await closeServer(server);
+      gateway.endSubscriptions();
+      await closed;
       await gateway.close();
       await rateLimiter.close();
       feeds?.close();

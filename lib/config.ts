@@ -30,6 +30,12 @@ const budget = z.coerce.number().int().min(0);
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // Log lines as JSON (default; production) or pretty (default only in development on a terminal).
+  LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
+  // OTLP/HTTP collector that receives every process's spans (`<endpoint>/v1/traces`); unset: no tracing.
+  OTEL_EXPORTER_OTLP_ENDPOINT: url(['http:', 'https:']).optional(),
+  // Port of a worker process's own /metrics and /healthz listener (writer, calculator, ...); unset: none.
+  METRICS_LISTEN_PORT: port.optional(),
   HOST: z.string().min(1).default('127.0.0.1'),
   DATA_DIR: z.string().min(1).default('.data'),
   GATEWAY_PORT: port.default(4000),
@@ -40,6 +46,8 @@ const schema = z.object({
   SUPERGRAPH_PATH: z.string().min(1).default('supergraph.graphql'),
   // How often the gateway checks SUPERGRAPH_PATH for a new supergraph (0 = never: restart to change).
   SUPERGRAPH_POLL_MS: z.coerce.number().int().min(0).max(3_600_000).default(2_000),
+  // The built dashboard (vite build) the gateway serves at / and /assets/ (npm start builds it when stale).
+  DASHBOARD_DIR: z.string().min(1).default('dashboard/dist'),
   SUBGRAPH_METADATA_URL: url(['http:', 'https:']).optional(),
   SUBGRAPH_METRICS_URL: url(['http:', 'https:']).optional(),
   SUBGRAPH_REPORTS_URL: url(['http:', 'https:']).optional(),
@@ -61,7 +69,15 @@ const schema = z.object({
   JWT_ISSUER: z.string().min(1).default('pulsegraph'),
   JWT_AUDIENCE: z.string().min(1).default('pulsegraph'),
   SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  // Consecutive transport failures to one subgraph after which the gateway fails its fetches fast (circuit open).
+  SUBGRAPH_CIRCUIT_FAILURES: z.coerce.number().int().min(1).max(1_000).default(5),
+  // How long an open circuit fails fast before one probe fetch is let through (half-open).
+  SUBGRAPH_CIRCUIT_COOLDOWN_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
+  // Retries (exponential backoff from 50 ms) of a query fetch that could not reach its subgraph; mutations are never retried.
+  SUBGRAPH_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
+  // On SIGTERM the gateway answers /readyz 503 and keeps serving this long before it stops listening (load balancers see it leave).
+  SHUTDOWN_DRAIN_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
   // Browser origins allowed to call the gateway (comma-separated, e.g. https://app.example.com; * = any).
   CORS_ORIGINS: z
     .string()

@@ -8,6 +8,8 @@ import {
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfigOrExit, type Config, type RequiredSetting } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { collectProcessMetrics, metricsListener, serveMetrics } from './metrics.ts';
+import { startTelemetry, stopTelemetry } from './telemetry.ts';
 
 /** A running process component that can be closed on shutdown. */
 export interface Closable {
@@ -27,13 +29,17 @@ export async function checkReadiness(
   return { ready: entries.every(([, ok]) => ok), checks: Object.fromEntries(entries) };
 }
 
-/** Wraps a request handler with /healthz (process up) and /readyz (dependencies answer, not draining). */
+/**
+ * Wraps a request handler with /healthz (process up), /readyz (dependencies answer, not draining) and
+ * /metrics (the process's Prometheus registry).
+ */
 export function withHealthRoutes(
   handler: RequestListener,
   checks: ReadinessChecks,
   isDraining: () => boolean,
 ) {
   return (req: IncomingMessage, res: ServerResponse) => {
+    if (serveMetrics(req, res)) return;
     const path = req.url?.split('?')[0];
     if (req.method === 'GET' && path === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
@@ -93,11 +99,22 @@ export async function runService(
   start: (config: Config, logger: Logger) => Promise<RunningService>,
 ): Promise<void> {
   const config = loadConfigOrExit(required);
-  const logger = createLogger(name, config.LOG_LEVEL);
+  const logger = createLogger(name, config.LOG_LEVEL, config.LOG_FORMAT);
+  await startTelemetry(name, config.OTEL_EXPORTER_OTLP_ENDPOINT);
+  collectProcessMetrics();
   try {
     const service = await start(config, logger);
+    // Workers have no HTTP port of their own: METRICS_LISTEN_PORT gives them one for /metrics and /healthz.
+    const metrics =
+      config.METRICS_LISTEN_PORT === undefined
+        ? undefined
+        : await listen(metricsListener, config.METRICS_LISTEN_PORT, config.HOST);
     logger.info({ url: service.url }, `${name} ready`);
-    onShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [service]);
+    onShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [
+      service,
+      ...(metrics ? [{ close: () => closeServer(metrics) }] : []),
+      { close: stopTelemetry },
+    ]);
   } catch (error) {
     // A setting found wrong only at start (a file it names, say) ends like a malformed one: one line.
     if (error instanceof ConfigError) process.stderr.write(`pulsegraph: ${error.message}\n`);

@@ -31,6 +31,9 @@ import {
 } from './auth.ts';
 import { requestError } from './errors.ts';
 import type { Logger } from './logger.ts';
+import { useRequestMetrics } from './requestMetrics.ts';
+import { ATTR_OPERATION, ATTR_TENANT, traceHttpRequest } from './telemetry.ts';
+import { trace } from '@opentelemetry/api';
 import {
   closeServer,
   listen,
@@ -163,20 +166,30 @@ export function createSubgraphHandler<Deps extends object>(options: SubgraphOpti
     graphiql: false,
     maskedErrors: options.production,
     logging: false,
+    plugins: [useRequestMetrics(options.name)],
     // No subgraph trusts anything but a verifiable token: not the gateway, not a tenant header.
-    context: async ({ request }) => {
+    context: async ({ request, params }) => {
       const token = bearerToken(request.headers.get('authorization'));
       if (!token)
         throw requestError('UNAUTHENTICATED', 'authentication required: send Authorization: Bearer <token>');
       const principal = await options.verifier.verify(token);
       const requestId = request.headers.get('x-request-id') ?? randomUUID();
-      const logger = options.logger.child({ tenant: principal.tenant, requestId });
+      const operationName = params.operationName ?? undefined;
+      trace.getActiveSpan()?.setAttributes({
+        [ATTR_TENANT]: principal.tenant,
+        ...(operationName ? { [ATTR_OPERATION]: operationName } : {}),
+      });
+      const logger = options.logger.child({
+        tenant: principal.tenant,
+        requestId,
+        operationName,
+      });
       return { ...options.deps, principal, logger, requestId };
     },
   });
   return {
     handler: withHealthRoutes(
-      (req, res) => void yoga(req, res),
+      (req, res) => traceHttpRequest(options.name, req, res, (req, res) => void yoga(req, res)),
       options.readiness,
       () => draining,
     ),
@@ -219,7 +232,7 @@ export async function startPlatformSubgraph(options: {
   port: number;
 }): Promise<RunningService> {
   const { config, logger } = options;
-  const pool = createPool(config.DATABASE_URL!, config.DATABASE_POOL_SIZE);
+  const pool = createPool(config.DATABASE_URL!, config.DATABASE_POOL_SIZE, options.name);
   await assertRowLevelSecurity(pool);
   const broker = await connectBroker(config.NATS_URL!, options.name, logger);
   await ensureStreams(broker.nc);

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { migrate } from '../db/migrate.ts';
 import { ConfigError, loadConfig, type Config } from '../lib/config.ts';
+import { ensureDashboardBuilt } from '../dashboard/build.ts';
 import { ensureDevKeys } from '../lib/devKeys.ts';
 import { liveChildren, spawnTied, stopChild } from './childProcesses.ts';
 import { requireBinary, startNats, startPostgres, startRedis } from './localServices.ts';
@@ -15,6 +16,8 @@ import { readOrCreateSecret } from './secretFile.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const READY_TIMEOUT_MS = 60_000;
+// The first of the workers' /metrics ports (writer, calculator, scheduler, report worker, detector).
+const WORKER_METRICS_PORT = 4010;
 const env: NodeJS.ProcessEnv = {
   ...process.env,
   NODE_ENV: process.env['NODE_ENV'] || 'development',
@@ -84,6 +87,8 @@ async function main(): Promise<void> {
       throw new Error(`port ${port} (${name}) is in use: is Pulsegraph already running?`);
   }
 
+  // The dashboard is built (when older than its sources) while Postgres starts; the gateway serves it.
+  const dashboard = buildDashboardIfStale();
   const database = await prepareDatabase(dataDir);
   if (shuttingDown) return;
   const natsUrl =
@@ -102,15 +107,21 @@ async function main(): Promise<void> {
     ['insights', config.INSIGHTS_PORT],
   ] as const;
   for (const [name] of subgraphs) spawnService(name, `subgraphs/${name}/server.ts`, childEnv);
-  // Workers without an HTTP port: the event writer and the KPI calculator of the metrics subgraph,
-  // the report scheduler and report worker of the reports subgraph, and the insight detector.
-  for (const worker of ['writer', 'calculator'])
-    spawnService(worker, `subgraphs/metrics/${worker}.ts`, childEnv);
-  spawnService('scheduler', 'subgraphs/reports/scheduler.ts', childEnv);
-  spawnService('report-worker', 'subgraphs/reports/worker.ts', childEnv);
-  spawnService('detector', 'subgraphs/insights/detector.ts', childEnv);
+  // Workers without a GraphQL port: the event writer and the KPI calculator of the metrics subgraph,
+  // the report scheduler and report worker of the reports subgraph, and the insight detector. Each
+  // serves /metrics and /healthz on its own port, 4010 to 4014 (METRICS_LISTEN_PORT).
+  const workers = [
+    ['writer', 'subgraphs/metrics/writer.ts'],
+    ['calculator', 'subgraphs/metrics/calculator.ts'],
+    ['scheduler', 'subgraphs/reports/scheduler.ts'],
+    ['report-worker', 'subgraphs/reports/worker.ts'],
+    ['detector', 'subgraphs/insights/detector.ts'],
+  ] as const;
+  for (const [index, [name, file]] of workers.entries())
+    spawnService(name, file, { ...childEnv, METRICS_LISTEN_PORT: String(WORKER_METRICS_PORT + index) });
   for (const [name, port] of subgraphs) await waitFor200(name, `http://127.0.0.1:${port}/healthz`);
   if (shuttingDown) return;
+  await dashboard;
   spawnService('gateway', 'gateway/server.ts', childEnv);
   await waitFor200('gateway', `http://127.0.0.1:${config.GATEWAY_PORT}/readyz`);
   if (shuttingDown) return;
@@ -118,6 +129,21 @@ async function main(): Promise<void> {
     'start',
     `Pulsegraph is up: http://127.0.0.1:${config.GATEWAY_PORT}/graphql  (token: npm run token -- --tenant acme --roles admin)`,
   );
+  logs.write(
+    'start',
+    `Dashboard: http://127.0.0.1:${config.GATEWAY_PORT}/?token=<npm run -s token -- --tenant acme --roles viewer>`,
+  );
+}
+
+/** Builds the dashboard into DASHBOARD_DIR when it is stale; if that fails, the API starts without it. */
+async function buildDashboardIfStale(): Promise<void> {
+  const outDir = resolve(root, config.DASHBOARD_DIR);
+  const started = Date.now();
+  try {
+    if (await ensureDashboardBuilt(outDir)) log.info(`built the dashboard in ${Date.now() - started} ms`);
+  } catch (error) {
+    log.error({ err: error }, 'the dashboard could not be built; the gateway serves the API without it');
+  }
 }
 
 /** The database settings the services get: the given database, or an embedded cluster under dataDir. */

@@ -9,6 +9,9 @@ import {
 } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../lib/logger.ts';
+import { jetstreamMessages, jetstreamPending } from '../lib/metrics.ts';
+import { ATTR_COMPONENT, linkTo, SpanKind, withSpan } from '../lib/telemetry.ts';
+import { traceContextOfMessage } from './publisher.ts';
 import { Stream, type StreamName } from './subjects.ts';
 
 /** A durable pull consumer of the platform. */
@@ -104,8 +107,9 @@ export async function pullBatches(
       continue;
     }
     if (!messages.length) continue;
+    countReceived(consumer.config.durable_name, messages);
     try {
-      await handle(messages);
+      await consumeSpan(consumer, messages, () => handle(messages));
       failures = 0;
     } catch (error) {
       const delay = Math.min(10_000, 250 * 2 ** failures++);
@@ -118,6 +122,48 @@ export async function pullBatches(
       await sleep(delay, options.signal);
     }
   }
+}
+
+function countReceived(durable: string, messages: JsMsg[]): void {
+  let redelivered = 0;
+  for (const message of messages) if (message.redelivered) redelivered++;
+  jetstreamMessages.inc({ consumer: durable, redelivered: 'false' }, messages.length - redelivered);
+  if (redelivered) jetstreamMessages.inc({ consumer: durable, redelivered: 'true' }, redelivered);
+  jetstreamPending.set({ consumer: durable }, messages.at(-1)!.info.pending);
+}
+
+/**
+ * Handles a batch inside one CONSUMER span that continues the trace of its first message, linked to the
+ * traces of the others (a batch mixes many publishers' messages).
+ */
+function consumeSpan(
+  consumer: DurableConsumer,
+  messages: JsMsg[],
+  handle: () => Promise<void>,
+): Promise<void> {
+  const contexts = messages.map(traceContextOfMessage);
+  const seen = new Set<string>();
+  const links = contexts.slice(1).flatMap((ctx) => {
+    const link = linkTo(ctx);
+    if (!link || seen.has(link.context.traceId)) return [];
+    seen.add(link.context.traceId);
+    return [link];
+  });
+  return withSpan(
+    `jetstream consume ${consumer.config.durable_name}`,
+    {
+      kind: SpanKind.CONSUMER,
+      parent: contexts[0],
+      links: links.slice(0, 128),
+      attributes: {
+        [ATTR_COMPONENT]: 'jetstream',
+        'messaging.system': 'nats',
+        'messaging.consumer.group.name': consumer.config.durable_name,
+        'messaging.batch.message_count': messages.length,
+      },
+    },
+    handle,
+  );
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

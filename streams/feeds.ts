@@ -4,12 +4,16 @@
 import { jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../lib/logger.ts';
+import { linkTo, type Context } from '../lib/telemetry.ts';
+import { traceContextOfMessage } from './publisher.ts';
 
 /** One message of a stream, decoded once. */
 export interface FeedMessage {
   seq: number;
   subject: string;
   body: unknown;
+  /** The trace its publisher was in (W3C headers), if any. */
+  trace?: Context;
 }
 
 /** Receives a feed's messages in stream order. */
@@ -24,9 +28,20 @@ interface Feed {
   idleTimer?: NodeJS.Timeout;
 }
 
-const decode = (m: { seq: number; subject: string; json<T>(): T }): FeedMessage | undefined => {
+const decode = (m: {
+  seq: number;
+  subject: string;
+  json<T>(): T;
+  headers?: JsMsg['headers'];
+}): FeedMessage | undefined => {
   try {
-    return { seq: m.seq, subject: m.subject, body: m.json() };
+    const trace = m.headers ? traceContextOfMessage(m) : undefined;
+    return {
+      seq: m.seq,
+      subject: m.subject,
+      body: m.json(),
+      trace: trace && linkTo(trace) ? trace : undefined,
+    };
   } catch {
     return undefined; // not JSON: nothing a subscriber could be given
   }

@@ -294,6 +294,7 @@ describe('reportProgress through the gateway (served by the reports subgraph ove
   const PROGRESS = `subscription ($id: ID!) { reportProgress(id: $id) { reportId generationId status progress message } }`;
   // A report of acme's: progress is only followed for a report of the caller's own tenant.
   const REPORT_ID = 'b2b2b2b2-0000-4000-8000-000000000002';
+  const GENERATION_ID = 'c3c3c3c3-0000-4000-8000-000000000003';
   const channel = reportProgressChannel('acme', REPORT_ID);
   let redis: RedisPubSub;
   beforeAll(async () => {
@@ -302,6 +303,11 @@ describe('reportProgress through the gateway (served by the reports subgraph ove
     await admin.query(
       `INSERT INTO reports (tenant_id, id, name, type, config) VALUES ('acme', $1, 'Orders', 'ADHOC', '{}')`,
       [REPORT_ID],
+    );
+    // Its generation, queued: every subscriber first gets this stored state, and so is known to listen.
+    await admin.query(
+      `INSERT INTO report_generations (tenant_id, id, report_id, format) VALUES ('acme', $1, $2, 'CSV')`,
+      [GENERATION_ID, REPORT_ID],
     );
     await admin.end();
   });
@@ -324,8 +330,17 @@ describe('reportProgress through the gateway (served by the reports subgraph ove
       { id: REPORT_ID },
       { field: 'reportProgress' },
     );
+    const queued = {
+      reportId: REPORT_ID,
+      generationId: GENERATION_ID,
+      status: 'QUEUED',
+      progress: 0,
+      message: null,
+    };
+    expect(await overWs.until(1)).toEqual([queued]);
+    expect((await overSse.until(1)).map((p) => p.status)).toEqual(['QUEUED']);
     await expect.poll(listeners, { timeout: 10_000 }).toBe(1);
-    const step = { reportId: REPORT_ID, generationId: 'g1', message: 'reading rollups' };
+    const step = { reportId: REPORT_ID, generationId: GENERATION_ID, message: 'reading rollups' };
     await publishReportProgress(redis, 'acme', { ...step, status: 'RUNNING', progress: 0.5 });
     await publishReportProgress(redis, 'globex', { ...step, status: 'FAILED', progress: 1 });
     await publishReportProgress(redis, 'acme', {
@@ -334,11 +349,12 @@ describe('reportProgress through the gateway (served by the reports subgraph ove
       progress: 1,
       message: 'done',
     });
-    expect(await overWs.until(2)).toEqual([
+    expect(await overWs.until(3)).toEqual([
+      queued,
       { ...step, status: 'RUNNING', progress: 0.5 },
       { ...step, status: 'COMPLETED', progress: 1, message: 'done' },
     ]);
-    expect((await overSse.until(2)).map((p) => p.status)).toEqual(['RUNNING', 'COMPLETED']);
+    expect((await overSse.until(3)).map((p) => p.status)).toEqual(['QUEUED', 'RUNNING', 'COMPLETED']);
     overWs.close();
     overSse.close();
     await client.dispose();

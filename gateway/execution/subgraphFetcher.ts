@@ -1,7 +1,17 @@
 // Sends the gateway's subgraph operations: one keep-alive pool per process, the caller's credentials
 // forwarded, and a failure to reach a subgraph turned into a SERVICE_UNAVAILABLE error of that fetch.
 import type { GraphQLFormattedError } from 'graphql';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
+import { subgraphFetchSeconds } from '../../lib/metrics.ts';
+import { ATTR_COMPONENT, injectTraceContext, SpanKind, withSpan } from '../../lib/telemetry.ts';
+import {
+  backoffDelayMs,
+  CircuitBreaker,
+  defaultResilience,
+  isIdempotent,
+  type ResilienceOptions,
+} from './circuitBreaker.ts';
 
 /** Who a subgraph operation is sent for: the caller's Authorization header and request id. */
 export interface Caller {
@@ -22,18 +32,57 @@ export type SubgraphFetch = (
   caller: Caller,
 ) => Promise<SubgraphResponse>;
 
-/** A fetcher over undici with per-request timeouts; `urls` maps subgraph names to GraphQL endpoints. */
-export function createSubgraphFetcher(options: { urls: () => Map<string, string>; timeoutMs: number }) {
+/**
+ * A fetcher over undici with per-request timeouts, a circuit breaker per subgraph and retries of
+ * queries (gateway/execution/circuitBreaker.ts); `urls` maps subgraph names to GraphQL endpoints.
+ */
+export function createSubgraphFetcher(options: {
+  urls: () => Map<string, string>;
+  timeoutMs: number;
+  resilience?: Partial<ResilienceOptions>;
+}) {
   const agent = new Agent({ keepAliveTimeout: 30_000, connections: 128, pipelining: 1 });
-  const fetch: SubgraphFetch = async (subgraph, body, caller) => {
+  const resilience = { ...defaultResilience, ...options.resilience };
+  const breaker = new CircuitBreaker(resilience);
+  const fetch: SubgraphFetch = (subgraph, body, caller) =>
+    withSpan(
+      `subgraph fetch ${subgraph}`,
+      { kind: SpanKind.CLIENT, attributes: { [ATTR_COMPONENT]: 'gateway', 'pulsegraph.subgraph': subgraph } },
+      () => sendResilient(subgraph, body, caller),
+    );
+  // A timeout is not retried: the caller has already waited the whole bound once.
+  const sendResilient: SubgraphFetch = async (subgraph, body, caller) => {
+    const retries = isIdempotent(body.query) ? resilience.retries : 0;
+    for (let attempt = 0; ; attempt++) {
+      if (!breaker.allow(subgraph)) {
+        const seconds = Math.ceil(breaker.retryAfterMs(subgraph) / 1000);
+        return failure(subgraph, `is failing: circuit open, next attempt in ${seconds} s`);
+      }
+      const { response, failed } = await send(subgraph, body, caller);
+      if (!failed) {
+        breaker.succeeded(subgraph);
+        return response;
+      }
+      breaker.failed(subgraph);
+      if (failed === 'timeout' || attempt >= retries) return response;
+      await sleep(backoffDelayMs(attempt + 1, resilience.retryBaseDelayMs));
+    }
+  };
+  const send = async (
+    subgraph: string,
+    body: Parameters<SubgraphFetch>[1],
+    caller: Caller,
+  ): Promise<{ response: SubgraphResponse; failed?: 'timeout' | 'transport' }> => {
     const url = options.urls().get(subgraph);
     if (!url) throw new Error(`no routing URL for subgraph ${subgraph}`);
+    const stopTimer = subgraphFetchSeconds.startTimer({ subgraph });
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       accept: 'application/graphql-response+json, application/json',
     };
     if (caller.authorization) headers['authorization'] = caller.authorization;
     if (caller.requestId) headers['x-request-id'] = caller.requestId;
+    injectTraceContext((key, value) => (headers[key] = value));
     try {
       const response = await request(url, {
         method: 'POST',
@@ -46,13 +95,22 @@ export function createSubgraphFetcher(options: { urls: () => Map<string, string>
       });
       const text = await response.body.text();
       const parsed = parseBody(text);
-      if (parsed) return parsed;
-      return failure(subgraph, `answered HTTP ${response.statusCode} without a GraphQL body`);
+      stopTimer({ outcome: parsed?.errors?.length ? 'errors' : parsed ? 'ok' : 'failed' });
+      if (parsed) return { response: parsed };
+      const reason = `answered HTTP ${response.statusCode} without a GraphQL body`;
+      return { response: failure(subgraph, reason), failed: 'transport' };
     } catch (error) {
-      return failure(subgraph, `is unreachable (${(error as Error).message})`);
+      stopTimer({ outcome: 'failed' });
+      const response = failure(subgraph, `is unreachable (${(error as Error).message})`);
+      return { response, failed: isTimeout(error) ? 'timeout' : 'transport' };
     }
   };
-  return { fetch, close: () => agent.close() };
+  return { fetch, breaker, close: () => agent.close() };
+}
+
+function isTimeout(error: unknown): boolean {
+  const { name, code } = error as { name?: string; code?: string };
+  return name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
 }
 
 function parseBody(text: string): SubgraphResponse | undefined {

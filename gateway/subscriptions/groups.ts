@@ -4,6 +4,7 @@ import type { FetchNode, PlanNode } from '@apollo/query-planner';
 import { GraphQLError, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from '../../lib/logger.ts';
 import { encodeCursor } from '../../streams/cursor.ts';
+import { ATTR_COMPONENT, SpanKind, withSpan } from '../../lib/telemetry.ts';
 import type { FeedMessage, StreamFeeds } from '../../streams/feeds.ts';
 import { shapeResponse } from '../execution/execute.ts';
 import { executePlan, type ResultMap } from '../execution/planExecutor.ts';
@@ -164,7 +165,22 @@ export class StreamGroup extends Group {
   private onMessage(message: FeedMessage): void {
     this.position = message.seq;
     if (!this.subjects.has(message.subject) || this.members.size === 0) return;
-    const result = this.resultFor(message);
+    // A traced message (the calculator's trace of an ingest) carries its trace on into the delivery.
+    const result = message.trace
+      ? withSpan(
+          `subscription deliver ${this.spec.primary.field}`,
+          {
+            kind: SpanKind.CONSUMER,
+            parent: message.trace,
+            attributes: {
+              [ATTR_COMPONENT]: 'gateway',
+              'pulsegraph.subscription.field': this.spec.primary.field,
+              'pulsegraph.subscribers': this.members.size,
+            },
+          },
+          () => this.resultFor(message),
+        )
+      : this.resultFor(message);
     this.tail = this.tail
       .then(() => result)
       .then(

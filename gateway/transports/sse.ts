@@ -1,6 +1,7 @@
 // GraphQL over Server-Sent Events (graphql-sse's "distinct connections" mode) on /graphql: a request
-// with `Accept: text/event-stream` gets `next` events and a final `complete`. Results that have a
-// cursor carry it as the event id, so a reconnecting EventSource resumes via Last-Event-ID.
+// with `Accept: text/event-stream` gets `next` events and a final `complete`, except when the gateway
+// shuts down or the reader is too slow. Results that have a cursor carry it as the event id, so a
+// reconnecting EventSource resumes via Last-Event-ID.
 import type { GraphQLError } from 'graphql';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { once } from 'node:events';
@@ -91,16 +92,20 @@ export function createSseHandler(options: {
         },
         transport: 'sse',
         resumeAfter: header(request, 'last-event-id'),
-        onOverflow: () => finish(),
+        onOverflow: () => finish(undefined, true),
       },
     );
-    const finish = (last?: string) => {
+    // A stream ended by the gateway's shutdown, or for a reader too slow, ends without `complete`: an
+    // EventSource (or graphql-sse client) reconnects with Last-Event-ID and resumes from there.
+    const finish = (last?: string, resumable = false) => {
       if (ended) return;
       ended = true;
       clearInterval(keepAlive);
       clearTimeout(expiry);
       if (last && !response.destroyed) response.write(last);
-      if (!response.destroyed) response.end('event: complete\ndata:\n\n');
+      if (response.destroyed) return;
+      if (resumable) response.end(': going away: reconnect with Last-Event-ID to resume\n\n');
+      else response.end('event: complete\ndata:\n\n');
     };
     const keepAlive = setInterval(() => response.write(':\n\n'), KEEP_ALIVE_MS);
     const untilExpiry = (principal.expiresAt ?? Infinity) - Date.now();
@@ -136,7 +141,7 @@ export function createSseHandler(options: {
     } catch (error) {
       options.logger.warn({ err: error }, 'sse stream ended');
     } finally {
-      finish();
+      finish(undefined, gateway.ending);
     }
   };
 }

@@ -6,10 +6,11 @@ import type { Config } from '../../lib/config.ts';
 import { windowMinutes } from '../../lib/durations.ts';
 import { formulaReferences, parseFormula } from '../../lib/formula.ts';
 import type { Logger } from '../../lib/logger.ts';
+import { ATTR_COMPONENT, ATTR_TENANT, withSpan, type Context } from '../../lib/telemetry.ts';
 import { isMainModule, runService, type RunningService } from '../../lib/service.ts';
 import { connectBroker, ensureStreams, type Broker } from '../../streams/connection.ts';
 import { envelope } from '../../streams/envelope.ts';
-import { publishAll } from '../../streams/publisher.ts';
+import { publishAll, traceContextOfMessage } from '../../streams/publisher.ts';
 import { subjects } from '../../streams/subjects.ts';
 import { KpiCalculator } from './kpiValues.ts';
 import { metricOf, type MetricShape } from './metricShape.ts';
@@ -64,6 +65,8 @@ export function withDependents(
 /** Coalesces changes per KPI and publishes new values no more often than each KPI's refreshSeconds. */
 export class KpiValuePublisher {
   private readonly dirty = new Map<string, Set<string>>();
+  // The trace of the latest change per tenant: its next calculation continues it (changes coalesce).
+  private readonly causes = new Map<string, Context>();
   private readonly lastValue = new Map<string, number | null>();
   private readonly notBefore = new Map<string, number>();
   private readonly pool: pg.Pool;
@@ -76,8 +79,9 @@ export class KpiValuePublisher {
     this.logger = logger;
   }
 
-  /** Marks KPIs of a tenant as changed ('*' for all of them). */
-  markDirty(tenant: string, codes: Iterable<string>): void {
+  /** Marks KPIs of a tenant as changed ('*' for all of them), by the change traced in `cause` if given. */
+  markDirty(tenant: string, codes: Iterable<string>, cause?: Context): void {
+    if (cause) this.causes.set(tenant, cause);
     const set = this.dirty.get(tenant) ?? new Set<string>();
     for (const code of codes) set.add(code);
     this.dirty.set(tenant, set);
@@ -94,10 +98,22 @@ export class KpiValuePublisher {
     let published = 0;
     for (const [tenant, codes] of [...this.dirty]) {
       this.dirty.delete(tenant);
-      published += await this.publishTenant(tenant, codes, now).catch((error: unknown) => {
-        this.markDirty(tenant, codes); // not lost: retried on the next tick
-        throw error;
-      });
+      const cause = this.causes.get(tenant);
+      this.causes.delete(tenant);
+      const publish = () => this.publishTenant(tenant, codes, now);
+      const attributes = { [ATTR_COMPONENT]: 'calculator', [ATTR_TENANT]: tenant };
+      const calculated = cause
+        ? withSpan('calculator publish kpi values', { parent: cause, attributes }, publish)
+        : publish();
+      published += await calculated
+        .catch((error: unknown) => {
+          this.markDirty(tenant, codes); // not lost: retried on the next tick
+          throw error;
+        })
+        .finally(() => {
+          // KPIs left dirty (inside their refresh interval, or failed) keep the trace that changed them.
+          if (cause && this.dirty.has(tenant) && !this.causes.has(tenant)) this.causes.set(tenant, cause);
+        });
     }
     return published;
   }
@@ -145,7 +161,7 @@ export class KpiValuePublisher {
 
 /** Starts the calculator: listens for rollup changes, sweeps periodically, publishes KPI values. */
 export async function startCalculator(config: Config, logger: Logger): Promise<RunningService> {
-  const pool = createPool(config.DATABASE_URL!, config.DATABASE_POOL_SIZE);
+  const pool = createPool(config.DATABASE_URL!, config.DATABASE_POOL_SIZE, 'calculator');
   await assertRowLevelSecurity(pool);
   const broker = await connectBroker(config.NATS_URL!, 'calculator', logger);
   await ensureStreams(broker.nc);
@@ -155,7 +171,7 @@ export async function startCalculator(config: Config, logger: Logger): Promise<R
       if (error) return;
       const tenant = message.subject.split('.')[1]!;
       const { kpis } = message.json<{ kpis: string[] }>();
-      publisher.markDirty(tenant, kpis);
+      publisher.markDirty(tenant, kpis, traceContextOfMessage(message));
     },
   });
   await publisher.markAll();

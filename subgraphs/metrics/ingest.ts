@@ -1,5 +1,6 @@
 import { withTenant } from '../../db/pool.ts';
 import { appError } from '../../lib/errors.ts';
+import { ingestedEvents } from '../../lib/metrics.ts';
 import { eventIdOf, MAX_BATCH_EVENTS, validateEvents, type EventRejection } from '../../lib/events.ts';
 import type { PlatformDeps, SubgraphContext } from '../../lib/subgraphServer.ts';
 import { eventMessage } from '../../streams/envelope.ts';
@@ -36,9 +37,14 @@ export async function ingestEvents(
     if (batch.has(id)) duplicates += 1;
     else batch.set(id, event);
   }
+  // With Postgres down, ingest goes on into JetStream: its dedup window and the writer's event_ids still
+  // store each event once; only an id older than the window is then counted accepted, not duplicate.
   const stored = await withTenant(context.pool, tenant, (client) =>
     eventStore.existingIds(client, [...batch.keys()]),
-  );
+  ).catch((error: unknown) => {
+    context.logger.warn({ err: error }, 'stored ids unreadable; relying on the stream and writer to dedup');
+    return new Set<string>();
+  });
   const fresh = [...batch].filter(([id]) => !stored.has(id));
   duplicates += batch.size - fresh.length;
   const correlationId = context.requestId;
@@ -48,6 +54,9 @@ export async function ingestEvents(
       fresh.map(([id, event]) => eventMessage(tenant, id, event, correlationId)),
     );
     const already = duplicate.filter(Boolean).length;
+    ingestedEvents.inc({ outcome: 'accepted' }, fresh.length - already);
+    ingestedEvents.inc({ outcome: 'duplicate' }, duplicates + already);
+    ingestedEvents.inc({ outcome: 'rejected' }, rejected.length);
     context.logger.debug(
       { accepted: fresh.length - already, duplicates: duplicates + already },
       'events ingested',

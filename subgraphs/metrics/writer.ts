@@ -5,10 +5,13 @@ import type pg from 'pg';
 import { assertRowLevelSecurity, createPool, withTenant, type TenantClient } from '../../db/pool.ts';
 import type { Config } from '../../lib/config.ts';
 import type { Logger } from '../../lib/logger.ts';
+import { rollupWriteSeconds } from '../../lib/metrics.ts';
+import { ATTR_COMPONENT, ATTR_TENANT, withSpan } from '../../lib/telemetry.ts';
 import { isMainModule, runService, type RunningService } from '../../lib/service.ts';
 import { connectBroker, ensureStreams, type Broker } from '../../streams/connection.ts';
 import { consumers, ensureConsumer, pullBatches } from '../../streams/consumers.ts';
 import { decodeEventMessage, type Envelope } from '../../streams/envelope.ts';
+import { traceHeaders } from '../../streams/publisher.ts';
 import { subjects } from '../../streams/subjects.ts';
 import { rollupStore } from './rollupStore.ts';
 import { computeRollups } from './rollups.ts';
@@ -68,7 +71,8 @@ export async function backfillKpi(
 }
 
 function announce(broker: Broker, tenant: string, kpis: string[]): void {
-  if (kpis.length) broker.nc.publish(subjects.rollupsUpdated(tenant), JSON.stringify({ kpis }));
+  if (kpis.length)
+    broker.nc.publish(subjects.rollupsUpdated(tenant), JSON.stringify({ kpis }), { headers: traceHeaders() });
 }
 
 /** Handles one fetched batch of EVENTS: poison messages are terminated, the rest stored, then acked. */
@@ -88,7 +92,22 @@ async function handleEvents(pool: pg.Pool, broker: Broker, logger: Logger, messa
     }
   }
   for (const [tenant, group] of byTenant) {
-    const { stored, kpis } = await writeEvents(pool, tenant, group.events);
+    const { stored, kpis } = await withSpan(
+      'writer store events',
+      {
+        attributes: {
+          [ATTR_COMPONENT]: 'writer',
+          [ATTR_TENANT]: tenant,
+          'pulsegraph.events': group.events.length,
+        },
+      },
+      async () => {
+        const stopTimer = rollupWriteSeconds.startTimer();
+        const written = await writeEvents(pool, tenant, group.events);
+        stopTimer();
+        return written;
+      },
+    );
     for (const message of group.messages) message.ack();
     announce(broker, tenant, kpis);
     logger.debug({ tenant, received: group.events.length, stored }, 'events written');
@@ -120,7 +139,7 @@ async function handleDefinitions(
 
 /** Starts the writer: consumes EVENTS and METADATA until closed. */
 export async function startWriter(config: Config, logger: Logger): Promise<RunningService> {
-  const pool = createPool(config.DATABASE_URL!, config.DATABASE_POOL_SIZE);
+  const pool = createPool(config.DATABASE_URL!, config.DATABASE_POOL_SIZE, 'writer');
   await assertRowLevelSecurity(pool);
   const broker = await connectBroker(config.NATS_URL!, 'writer', logger);
   await ensureStreams(broker.nc);

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { register } from 'prom-client';
 import { mercuriusFederationPlugin } from '@mercuriusjs/federation';
 import Fastify, { type FastifyRequest } from 'fastify';
 import type { GraphQLError } from 'graphql';
@@ -9,6 +11,7 @@ import type { Config } from '../../lib/config.ts';
 import { errorCodeOf, ErrorCode } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createRedisPubSub, pingRedis } from '../../lib/redis.ts';
+import { traceHttpRequest } from '../../lib/telemetry.ts';
 import { enforceRequiredScopes } from '../../lib/subgraphServer.ts';
 import { checkReadiness, isMainModule, runService, type RunningService } from '../../lib/service.ts';
 import { connectBroker, ensureStreams, pingBroker } from '../../streams/connection.ts';
@@ -47,7 +50,11 @@ export async function startReports(config: Config, logger: Logger): Promise<Runn
   });
   let draining = false;
 
-  const app = Fastify({ bodyLimit: 1_048_576 });
+  const app = Fastify({
+    bodyLimit: 1_048_576,
+    // Each request runs inside its span, continuing the gateway's trace (traceparent).
+    serverFactory: (handler) => createServer((req, res) => traceHttpRequest('reports', req, res, handler)),
+  });
   app.decorateRequest('principal', null);
   // No subgraph trusts anything but a verifiable token: not the gateway, not a tenant header.
   app.addHook('onRequest', async (request, reply) => {
@@ -112,6 +119,9 @@ export async function startReports(config: Config, logger: Logger): Promise<Runn
     },
   });
   app.get('/healthz', () => ({ status: 'ok' }));
+  app.get('/metrics', async (_request, reply) =>
+    reply.header('content-type', register.contentType).send(await register.metrics()),
+  );
   app.get('/readyz', async (_request, reply) => {
     const { ready, checks } = await checkReadiness(readiness);
     const ok = ready && !draining;

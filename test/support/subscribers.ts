@@ -15,6 +15,8 @@ export interface Received<T> {
   /** SSE only: the id of each event. */
   ids: string[];
   completed: boolean;
+  /** SSE only: the stream has ended, with or without `complete` (without: the server asks for a resume). */
+  ended?: boolean;
   /** Resolves once `count` values arrived (rejects after `timeoutMs`). */
   until(count: number, timeoutMs?: number): Promise<T[]>;
   close(): void;
@@ -101,7 +103,10 @@ export function sseSubscribe<T>(
     },
     body: JSON.stringify({ query, variables }),
   }).then((response) => {
-    if (response.ok) void readEvents(response, received, options.field).catch(() => undefined);
+    if (response.ok)
+      void readEvents(response, received, options.field)
+        .catch(() => undefined)
+        .finally(() => (received.ended = true));
     else
       void response
         .json()
