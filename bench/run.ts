@@ -1,9 +1,19 @@
-// npm run bench [-- name]: runs every benchmark, or the named one, and prints tables of ratios.
+// npm run bench [-- name] [-- --quick]: runs every benchmark, or the named one, and prints tables of ratios.
 import { benchFanout } from './fanout.ts';
+import { benchGateway } from './gateway.ts';
 import { benchIngest } from './ingest.ts';
+import { benchKpiQuery } from './kpiQuery.ts';
 
-const benches: Record<string, () => Promise<void>> = { ingest: benchIngest, fanout: benchFanout };
-const wanted = process.argv.slice(2);
+const benches: Record<string, () => Promise<void>> = {
+  ingest: benchIngest,
+  fanout: benchFanout,
+  gateway: benchGateway,
+  'kpi-query': benchKpiQuery,
+};
+// --quick: short phases and small data, to check that a bench runs end to end (figures indicative only).
+const args = process.argv.slice(2);
+if (args.includes('--quick')) process.env['BENCH_QUICK'] = '1';
+const wanted = args.filter((arg) => !arg.startsWith('--'));
 const unknown = wanted.filter((name) => !(name in benches));
 if (unknown.length) {
   console.error(`unknown benchmark ${unknown.join(', ')}; known: ${Object.keys(benches).join(', ')}`);

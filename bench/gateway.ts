@@ -1,0 +1,350 @@
+// Gateway benchmark: the four subgraphs of graphql-hive/graphql-gateways-benchmark and its nested query,
+// served by our gateway and by @apollo/gateway (in @apollo/server, and in graphql-yoga), Hive Gateway and
+// mercurius' gateway, each one process on core 0, with the subgraphs and autocannon on core 1. Closed loop
+// at 50 connections (the benchmark's query, then a per-request $first), then a fixed rate for latency; peers
+// alternate within each round; every response is checked against Apollo Server's answer, byte for byte.
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { signDevToken } from '../lib/devKeys.ts';
+import { calibrateHttp } from './calibrate.ts';
+import { cpuSeconds, pinningUnavailable, pinSelf, residentMiB } from './cores.ts';
+import { percentile, runLoad, type Exchange, type LoadResult } from './gateway/load.ts';
+import { summarizeProfile } from './gateway/profile.ts';
+import { BENCH_QUERY, BENCH_QUERY_WITH_VARIABLE, PRODUCT_COUNT } from './gateway/query.ts';
+import {
+  PEERS,
+  startPeer,
+  startSubgraphs,
+  subgraphFetches,
+  writeSupergraph,
+  type BenchProcess,
+  type Peer,
+  type PeerOptions,
+} from './gateway/servers.ts';
+import { fixed, printColumns, whole } from './gateway/table.ts';
+import { median } from './report.ts';
+
+// Read when the bench starts (run.ts sets BENCH_QUICK after the imports).
+const quick = () => process.env['BENCH_QUICK'] === '1';
+const phaseSeconds = () => Number(process.env['BENCH_SECONDS'] ?? (quick() ? 3 : 8));
+const CONNECTIONS = 50;
+// Fixed-rate phase: this share of Apollo Server's closed-loop rate, the same for every peer.
+const OPEN_LOOP_SHARE = 0.5;
+const REFERENCE: Peer = 'apollo-server';
+const PASSES = ['same query', 'per-request $first'] as const;
+type Pass = (typeof PASSES)[number];
+
+/** One closed-loop phase of one peer. */
+interface Phase {
+  rps: number;
+  cpuMsPerRequest: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  fetchesPerRequest: number;
+  rssMiB: number;
+  mismatches: number;
+  failures: number;
+  requests: number;
+  firstMismatch?: string;
+}
+
+/** Sends one operation to a peer; the body as answered, without Apollo Server's trailing newline. */
+async function ask(url: string, token: string, body: string): Promise<string> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body,
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`reference answer ${response.status}: ${text.slice(0, 300)}`);
+  return text.endsWith('\n') ? text.slice(0, -1) : text;
+}
+
+/** Request bodies of each pass and the answers expected, taken from the reference peer. */
+async function exchangesFrom(url: string, token: string): Promise<Record<Pass, (n: number) => Exchange>> {
+  const body = JSON.stringify({ query: BENCH_QUERY });
+  const expected = await ask(url, token, body);
+  if (expected.includes('"errors"'))
+    throw new Error(`the reference answered errors: ${expected.slice(0, 500)}`);
+  const withFirst = (first: number) =>
+    JSON.stringify({ query: BENCH_QUERY_WITH_VARIABLE, variables: { first }, operationName: 'TestQuery' });
+  const byFirst: string[] = [];
+  for (let first = 1; first <= PRODUCT_COUNT; first++) byFirst.push(await ask(url, token, withFirst(first)));
+  return {
+    'same query': () => ({ body, expected }),
+    // $first = n + 1: distinct in every request of a run; from PRODUCT_COUNT on, every product.
+    'per-request $first': (n) => ({
+      body: withFirst(n + 1),
+      expected: byFirst[Math.min(n + 1, PRODUCT_COUNT) - 1]!,
+    }),
+  };
+}
+
+/** Runs one load phase against a peer, measuring its CPU time and the subgraph fetches it caused. */
+async function measure(
+  peer: BenchProcess,
+  subgraphUrls: Record<string, string>,
+  token: string,
+  exchange: (n: number) => Exchange,
+  seconds: number,
+  rate?: number,
+): Promise<Phase & { load: LoadResult }> {
+  const cpuBefore = cpuSeconds(peer.pid);
+  const fetchesBefore = await subgraphFetches(subgraphUrls);
+  const load = await runLoad({
+    url: peer.url,
+    headers: { authorization: `Bearer ${token}` },
+    connections: CONNECTIONS,
+    seconds,
+    rate,
+    exchange,
+  });
+  // Requests in flight when the run ended still cost CPU and fetches: wait until the subgraphs are idle,
+  // and count per request sent.
+  let fetchesAfter = await subgraphFetches(subgraphUrls);
+  for (let quiet = 0; quiet < 3;) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const now = await subgraphFetches(subgraphUrls);
+    quiet = now === fetchesAfter ? quiet + 1 : 0;
+    fetchesAfter = now;
+  }
+  const cpu = cpuSeconds(peer.pid) - cpuBefore;
+  const fetches = fetchesAfter - fetchesBefore;
+  return {
+    load,
+    rps: load.requests / load.seconds,
+    cpuMsPerRequest: (cpu * 1000) / load.sent,
+    p50: percentile(load.latencies, 0.5),
+    p95: percentile(load.latencies, 0.95),
+    p99: percentile(load.latencies, 0.99),
+    fetchesPerRequest: fetches / load.sent,
+    rssMiB: residentMiB(peer.pid),
+    mismatches: load.mismatches,
+    failures: load.failures,
+    requests: load.requests,
+    firstMismatch: load.firstMismatch,
+  };
+}
+
+/** The median of a field over phases. */
+const med = (phases: Phase[], field: keyof Omit<Phase, 'firstMismatch'>) =>
+  median(phases.map((p) => p[field]));
+
+/** Profiles our gateway under the closed loop and prints where its CPU time went. */
+async function profileOurs(
+  options: PeerOptions,
+  dir: string,
+  token: string,
+  exchange: (n: number) => Exchange,
+) {
+  const SECONDS = phaseSeconds();
+  const profileDir = join(dir, 'profile');
+  const ours = await startPeer('pulsegraph', {
+    ...options,
+    nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
+  });
+  // The profile covers the whole process; only the samples of the measured load are summarized.
+  let window: { fromEndMs: number; toEndMs: number } | undefined;
+  try {
+    await measure(ours, options.subgraphUrls, token, exchange, Math.max(1, SECONDS / 2)); // warm-up
+    const loadStarted = performance.now();
+    await measure(ours, options.subgraphUrls, token, exchange, SECONDS * 2);
+    const loadEnded = performance.now();
+    await ours.stop();
+    const exited = performance.now();
+    window = { fromEndMs: exited - loadStarted, toEndMs: exited - loadEnded };
+  } finally {
+    await ours.stop();
+  }
+  const [file] = (await readdir(profileDir)).filter((name) => name.endsWith('.cpuprofile'));
+  if (!file) return console.log('\nprofile: our gateway wrote no .cpuprofile (did it exit cleanly?)');
+  const { functions, packages } = await summarizeProfile(join(profileDir, file), window);
+  const row = (e: { name: string; ms: number; share: number }) => [
+    e.name.slice(0, 110),
+    whole(e.ms),
+    fixed(e.share * 100),
+  ];
+  printColumns(
+    `profile of our gateway (node --cpu-prof; the ${SECONDS * 2} s of closed loop, same query, after a warm-up): self time by package`,
+    ['package', 'ms', '%'],
+    packages.slice(0, 12).map(row),
+  );
+  printColumns('self time by function (top 20)', ['function', 'ms', '%'], functions.slice(0, 20).map(row));
+}
+
+/** Runs the gateway benchmark and prints its tables, ratios and targets. */
+export async function benchGateway(): Promise<void> {
+  const QUICK = quick();
+  const SECONDS = phaseSeconds();
+  const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? (QUICK ? 1 : 3));
+  const WARMUP_SECONDS = QUICK ? 1 : 4;
+  const restoreCpus = pinSelf(1); // autocannon here, and the subgraphs, on core 1; gateways on core 0
+  const dir = await mkdtemp(join(tmpdir(), 'pulsegraph-gateway-bench-'));
+  const running: BenchProcess[] = [];
+  try {
+    const subgraphs = await startSubgraphs();
+    running.push(subgraphs);
+    const options: PeerOptions = {
+      supergraphFile: await writeSupergraph(dir, subgraphs.urls),
+      subgraphUrls: subgraphs.urls,
+      dataDir: dir,
+    };
+    const token = await signDevToken(dir, { tenant: 'bench', roles: ['viewer'] });
+    const calibration = await calibrateHttp(QUICK ? 1_000 : 3_000);
+    const peers = new Map<Peer, BenchProcess>();
+    for (const name of PEERS) {
+      const peer = await startPeer(name, options);
+      running.push(peer);
+      peers.set(name, peer);
+    }
+    const exchanges = await exchangesFrom(peers.get(REFERENCE)!.url, token);
+    const idleRss = new Map([...peers].map(([name, peer]) => [name, residentMiB(peer.pid)]));
+    for (const [, peer] of peers)
+      for (const pass of PASSES)
+        await measure(peer, subgraphs.urls, token, exchanges[pass], WARMUP_SECONDS / 2);
+
+    const closed = new Map<string, Phase[]>();
+    for (let round = 1; round <= ROUNDS; round++)
+      for (const pass of PASSES)
+        for (const [name, peer] of peers) {
+          const phase = await measure(peer, subgraphs.urls, token, exchanges[pass], SECONDS);
+          const key = `${name}|${pass}`;
+          closed.set(key, [...(closed.get(key) ?? []), phase]);
+        }
+    const closedOf = (peer: Peer, pass: Pass = 'same query') => closed.get(`${peer}|${pass}`)!;
+
+    const rate = Number(
+      process.env['BENCH_RATE'] ??
+        Math.max(10, Math.round(med(closedOf(REFERENCE), 'rps') * OPEN_LOOP_SHARE)),
+    );
+    const open = new Map<Peer, Phase[]>();
+    for (let round = 1; round <= ROUNDS; round++)
+      for (const [name, peer] of peers)
+        open.set(name, [
+          ...(open.get(name) ?? []),
+          await measure(peer, subgraphs.urls, token, exchanges['same query'], SECONDS, rate),
+        ]);
+
+    // Report.
+    const floorMs = (fetches: number) => ((1 + fetches) * 1000) / calibration;
+    const unpinned = pinningUnavailable();
+    console.log(
+      `\ngateway: ${PEERS.length} gateways, ${CONNECTIONS} connections, ${SECONDS} s phases, ${ROUNDS} round(s) ` +
+        `alternating peers, medians; warm-up ${WARMUP_SECONDS} s each${QUICK ? ' (quick run: figures indicative only)' : ''}`,
+    );
+    console.log(
+      unpinned
+        ? `pinning: none (${unpinned}); gateways, subgraphs and load share every core`
+        : 'pinning: each gateway alone on core 0 (taskset -c 0); subgraphs and autocannon on core 1',
+    );
+    console.log(
+      `calibration: bare node:http on one core: ${whole(calibration)} requests/s (${fixed(1000 / calibration, 3)} ms CPU each)`,
+    );
+    console.log(`CPU floor per request: (1 inbound + its subgraph fetches) x one bare node:http exchange`);
+    const header = [
+      'gateway',
+      'requests',
+      'req/s',
+      'req/s/core',
+      'CPU ms/req',
+      'x floor',
+      'p50 ms',
+      'p95 ms',
+      'p99 ms',
+      'fetches/req',
+      'RSS MiB',
+      'bad',
+      'failed',
+    ];
+    for (const pass of PASSES) {
+      printColumns(
+        `closed loop, ${pass}`,
+        header,
+        PEERS.map((name) => {
+          const phases = closedOf(name, pass);
+          const cpu = med(phases, 'cpuMsPerRequest');
+          return [
+            name,
+            whole(phases.reduce((sum, p) => sum + p.requests, 0)),
+            whole(med(phases, 'rps')),
+            whole(1000 / cpu),
+            fixed(cpu, 2),
+            fixed(cpu / floorMs(med(phases, 'fetchesPerRequest'))),
+            fixed(med(phases, 'p50')),
+            fixed(med(phases, 'p95')),
+            fixed(med(phases, 'p99')),
+            fixed(med(phases, 'fetchesPerRequest')),
+            whole(Math.max(...phases.map((p) => p.rssMiB))),
+            String(phases.reduce((s, p) => s + p.mismatches, 0)),
+            String(phases.reduce((s, p) => s + p.failures, 0)),
+          ];
+        }),
+      );
+    }
+    printColumns(
+      `fixed rate: ${whole(rate)} requests/s offered to each (${OPEN_LOOP_SHARE}x ${REFERENCE}'s closed-loop rate), same query`,
+      ['gateway', 'achieved req/s', 'p50 ms', 'p95 ms', 'p99 ms', 'CPU ms/req', 'bad', 'failed'],
+      PEERS.map((name) => {
+        const phases = open.get(name)!;
+        return [
+          name,
+          whole(med(phases, 'rps')),
+          fixed(med(phases, 'p50')),
+          fixed(med(phases, 'p95')),
+          fixed(med(phases, 'p99')),
+          fixed(med(phases, 'cpuMsPerRequest'), 2),
+          String(phases.reduce((s, p) => s + p.mismatches, 0)),
+          String(phases.reduce((s, p) => s + p.failures, 0)),
+        ];
+      }),
+    );
+    console.log(`idle RSS MiB: ${PEERS.map((name) => `${name} ${whole(idleRss.get(name)!)}`).join(', ')}`);
+    for (const [key, phases] of closed)
+      for (const phase of phases)
+        if (phase.firstMismatch) console.log(`${key}: first mismatching body: ${phase.firstMismatch}`);
+
+    printTargets(closedOf, open, floorMs);
+    const logged = peers.get('pulsegraph')!.output();
+    if (logged) console.log(`\nour gateway's last log lines (LOG_LEVEL=warn):\n${logged.slice(-3_000)}`);
+    await peers.get('pulsegraph')!.stop();
+    await profileOurs(options, dir, token, exchanges['same query']);
+  } finally {
+    for (const child of running.reverse()) await child.stop();
+    await rm(dir, { recursive: true, force: true });
+    restoreCpus();
+  }
+}
+
+/** The summary line of ratios and each target of issue #10, met or missed. */
+function printTargets(
+  closedOf: (peer: Peer, pass?: Pass) => Phase[],
+  open: Map<Peer, Phase[]>,
+  floorMs: (fetches: number) => number,
+): void {
+  const perCore = (peer: Peer) => 1000 / med(closedOf(peer), 'cpuMsPerRequest');
+  const ours = closedOf('pulsegraph');
+  const vsApollo = perCore('pulsegraph') / perCore(REFERENCE);
+  const vsHive = perCore('pulsegraph') / perCore('hive-gateway');
+  const cpuVsFloor = med(ours, 'cpuMsPerRequest') / floorMs(med(ours, 'fetchesPerRequest'));
+  const p95VsApollo = med(open.get('pulsegraph')!, 'p95') / med(open.get(REFERENCE)!, 'p95');
+  const rssVsApollo =
+    Math.max(...ours.map((p) => p.rssMiB)) / Math.max(...closedOf(REFERENCE).map((p) => p.rssMiB));
+  const bad = PEERS.flatMap((peer) => PASSES.flatMap((pass) => closedOf(peer, pass))).reduce(
+    (s, p) => s + p.mismatches + p.failures,
+    0,
+  );
+  console.log(
+    `\nsummary: pulsegraph req/s per core = ${fixed(vsApollo, 2)}x @apollo/gateway, ${fixed(vsHive, 2)}x Hive Gateway; ` +
+      `CPU/req = ${fixed(cpuVsFloor, 2)}x floor; p95 at equal load = ${fixed(p95VsApollo, 2)}x @apollo/gateway; ` +
+      `RSS = ${fixed(rssVsApollo, 2)}x @apollo/gateway; ${bad} bad or failed responses in closed loop`,
+  );
+  const target = (what: string, ok: boolean) =>
+    console.log(`target ${what.includes('(-x)') ? 'NO DATA' : ok ? 'met   ' : 'MISSED'} ${what}`);
+  target(`req/s per core >= 4x @apollo/gateway (${fixed(vsApollo, 2)}x)`, vsApollo >= 4);
+  target(`req/s per core >= 2x Hive Gateway (${fixed(vsHive, 2)}x)`, vsHive >= 2);
+  target(`CPU per request <= 3x floor (${fixed(cpuVsFloor, 2)}x)`, cpuVsFloor <= 3);
+  target(`p95 at equal offered load <= 0.5x @apollo/gateway (${fixed(p95VsApollo, 2)}x)`, p95VsApollo <= 0.5);
+  target(`RSS per worker <= 0.5x @apollo/gateway (${fixed(rssVsApollo, 2)}x)`, rssVsApollo <= 0.5);
+}

@@ -1,0 +1,175 @@
+// The processes of the gateway bench: the subgraphs (one process, on the load core) and each gateway under
+// test (one process, one worker, on the gateway core), over a supergraph composed from the subgraphs.
+import { composeServices } from '@apollo/composition';
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'graphql';
+import { outputTail, spawnTied, stopChild } from '../../scripts/childProcesses.ts';
+import { freePort } from '../../scripts/network.ts';
+import { onCore } from '../cores.ts';
+import { benchSubgraphs } from './subgraphs.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** The gateways compared, ours first. */
+export const PEERS = ['pulsegraph', 'apollo-server', 'apollo-yoga', 'hive-gateway', 'mercurius'] as const;
+/** One of the gateways compared. */
+export type Peer = (typeof PEERS)[number];
+
+/** A process under test or serving the test. */
+export interface BenchProcess {
+  pid: number;
+  /** Its GraphQL endpoint. */
+  url: string;
+  /** The last lines it wrote to stdout and stderr. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** Where each peer's entry point is, and what it needs besides a port. */
+const ENTRY: Record<Peer, string> = {
+  pulsegraph: 'gateway/server.ts',
+  'apollo-server': 'bench/gateway/peers/apolloServer.ts',
+  'apollo-yoga': 'bench/gateway/peers/apolloYoga.ts',
+  'hive-gateway': 'bench/gateway/peers/hiveGateway.ts',
+  mercurius: 'bench/gateway/peers/mercuriusGateway.ts',
+};
+
+/** Waits for a line of the child's stdout that `match` accepts; rejects if it exits first. */
+async function firstLine<T>(child: ChildProcess, tail: () => string, match: (line: string) => T | undefined) {
+  return Promise.race([
+    new Promise<T>((resolve) => {
+      const onData = (chunk: Buffer) => {
+        for (const line of chunk.toString().split('\n')) {
+          const found = match(line.trim());
+          if (found === undefined) continue;
+          child.stdout!.off('data', onData);
+          resolve(found);
+          return;
+        }
+      };
+      child.stdout!.on('data', onData);
+    }),
+    once(child, 'exit').then(() => Promise.reject(new Error(`process exited:\n${tail()}`))),
+  ]);
+}
+
+/** Starts the four subgraphs in one process on core 1; resolves with their URLs. */
+export async function startSubgraphs(): Promise<BenchProcess & { urls: Record<string, string> }> {
+  const [command, args] = onCore(1, process.execPath, ['bench/gateway/subgraphServer.ts']);
+  const child = spawnTied(command, args, { cwd: ROOT });
+  const tail = outputTail(child);
+  const urls = await firstLine(child, tail, (line) =>
+    line.startsWith('{') ? (JSON.parse(line) as Record<string, string>) : undefined,
+  );
+  return {
+    pid: child.pid!,
+    url: urls['accounts']!,
+    urls,
+    output: tail,
+    stop: async () => void (await stopChild(child)),
+  };
+}
+
+/** Operations the subgraphs have answered so far. */
+export async function subgraphFetches(urls: Record<string, string>): Promise<number> {
+  return Number(await (await fetch(new URL('/fetches', urls['accounts']))).text());
+}
+
+/** Composes the subgraphs (Federation 1 SDL, upgraded by composition) into a supergraph file in dir. */
+export async function writeSupergraph(dir: string, urls: Record<string, string>): Promise<string> {
+  const result = composeServices(
+    benchSubgraphs.map((s) => ({ name: s.name, url: urls[s.name]!, typeDefs: parse(s.sdl) })),
+  );
+  if (result.errors) throw new Error(`composition failed: ${result.errors.map((e) => e.message).join('; ')}`);
+  const file = join(dir, 'bench-supergraph.graphql');
+  await writeFile(file, result.supergraphSdl);
+  return file;
+}
+
+/** Options of startPeer. */
+export interface PeerOptions {
+  supergraphFile: string;
+  subgraphUrls: Record<string, string>;
+  /** DATA_DIR of our gateway (its dev signing key). */
+  dataDir: string;
+  /** Extra node flags (e.g. --cpu-prof) for our gateway. */
+  nodeFlags?: string[];
+}
+
+/** Starts one gateway on core 0; resolves once it answers GraphQL. */
+export async function startPeer(peer: Peer, options: PeerOptions): Promise<BenchProcess> {
+  const port = await freePort();
+  const flags = peer === 'pulsegraph' ? (options.nodeFlags ?? []) : [];
+  const [command, args] = onCore(0, process.execPath, [...flags, ENTRY[peer], '--port', String(port)]);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_ENV: 'production',
+    BENCH_SUPERGRAPH: options.supergraphFile,
+    BENCH_SUBGRAPHS: JSON.stringify(options.subgraphUrls),
+    BENCH_PORT: String(port),
+  };
+  if (peer === 'pulsegraph') Object.assign(env, ourGatewayEnv(options, port));
+  const child = spawnTied(command, args, { cwd: ROOT, env });
+  const tail = outputTail(child);
+  const url = `http://127.0.0.1:${port}/graphql`;
+  const exited = once(child, 'exit').then(() => Promise.reject(new Error(`${peer} exited:\n${tail()}`)));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const answered = await Promise.race([
+      fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"query":"{ __typename }"}',
+      }).then(
+        (r) => r.status < 500,
+        () => false,
+      ),
+      exited,
+    ]);
+    if (answered) break;
+    if (Date.now() > deadline) {
+      await stopChild(child);
+      throw new Error(`${peer} did not answer in 60 s:\n${tail()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  exited.catch(() => undefined);
+  return {
+    pid: child.pid!,
+    url,
+    output: tail,
+    stop: async () => void (await stopChild(child, 'SIGTERM', 15_000)),
+  };
+}
+
+/** Our gateway over the bench supergraph: dev tokens, no rate limits, limits that admit the query. */
+function ourGatewayEnv(options: PeerOptions, port: number): NodeJS.ProcessEnv {
+  return {
+    SUPERGRAPH_PATH: options.supergraphFile,
+    SUPERGRAPH_POLL_MS: '0',
+    GATEWAY_PORT: String(port),
+    HOST: '127.0.0.1',
+    AUTH_MODE: 'dev',
+    ALLOW_DEV_AUTH_IN_PRODUCTION: 'true', // a bench of the production configuration, with dev-signed tokens
+    DATA_DIR: options.dataDir,
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: '',
+    NATS_URL: '',
+    REDIS_URL: '',
+    // The benchmark's query nests list fields 4 deep: its estimated cost is far above our default budget.
+    MAX_COST: '10000000',
+    RATE_LIMIT_QUERIES_PER_MINUTE: '0',
+    RATE_LIMIT_QUERIES_PER_MINUTE_PER_TOKEN: '0',
+    RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
+    RATE_LIMIT_MUTATIONS_PER_MINUTE_PER_TOKEN: '0',
+    RATE_LIMIT_INGEST_EVENTS_PER_MINUTE: '0',
+    RATE_LIMIT_INGEST_EVENTS_PER_MINUTE_PER_TOKEN: '0',
+    RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: '0',
+    RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE_PER_TOKEN: '0',
+    OTEL_EXPORTER_OTLP_ENDPOINT: '',
+  };
+}
