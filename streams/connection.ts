@@ -50,9 +50,14 @@ export async function ensureStreams(nc: NatsConnection): Promise<void> {
       try {
         await jsm.streams.add(definition);
       } catch (addError) {
-        // Another process created it between our info and add.
-        if (!(addError instanceof JetStreamApiError) || !/already in use/i.test(addError.message))
+        // Another process created it between our info and add: nats-server says "already in use", or,
+        // when both adds race (2.9), "subjects overlap"; either way the stream must exist now.
+        if (
+          !(addError instanceof JetStreamApiError) ||
+          !/already in use|subjects overlap/i.test(addError.message)
+        )
           throw addError;
+        await jsm.streams.info(definition.name);
       }
     }
   }
