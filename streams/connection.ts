@@ -10,16 +10,27 @@ export interface Broker {
   close(): Promise<void>;
 }
 
-/** Connects to NATS, reconnecting forever after the first success, and logs connection changes. */
+/** How long a process starting while NATS is down (restarting, or not up yet) keeps trying before it gives up. */
+const FIRST_CONNECT_MS = 30_000;
+
+/**
+ * Connects to NATS, retrying for up to 30 s at start (a worker may start while nats-server restarts),
+ * then reconnecting forever after the first success; logs connection changes.
+ */
 export async function connectBroker(url: string, name: string, logger?: Logger): Promise<Broker> {
-  const nc = await connect({
-    servers: url,
-    name,
-    reconnect: true,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 500,
-    timeout: 5_000,
-  });
+  const options = { servers: url, name, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 500 };
+  const deadline = Date.now() + FIRST_CONNECT_MS;
+  let nc: NatsConnection;
+  for (;;) {
+    try {
+      nc = await connect({ ...options, timeout: 5_000 });
+      break;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      logger?.warn({ err: error }, 'nats not reachable yet; retrying');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
   if (logger) {
     void (async () => {
       for await (const status of nc.status()) {
@@ -38,8 +49,24 @@ export async function connectBroker(url: string, name: string, logger?: Logger):
   };
 }
 
-/** Creates or updates every platform stream; safe to run from every process at start. */
+/**
+ * Creates or updates every platform stream; safe to run from every process at start. Right after a
+ * nats-server restart JetStream may not answer yet: retried for up to 30 s.
+ */
 export async function ensureStreams(nc: NatsConnection): Promise<void> {
+  const deadline = Date.now() + FIRST_CONNECT_MS;
+  for (;;) {
+    try {
+      return await ensureStreamsOnce(nc);
+    } catch (error) {
+      const unanswered = error instanceof Error && /timeout|no responders/i.test(error.message);
+      if (!unanswered || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+}
+
+async function ensureStreamsOnce(nc: NatsConnection): Promise<void> {
   const jsm = await jetstreamManager(nc);
   for (const definition of streamDefinitions) {
     try {
