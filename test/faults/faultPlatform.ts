@@ -179,6 +179,24 @@ export class Producer {
   }
 }
 
+/**
+ * Waits until the writer process stores events (one probe event of a tenant of its own): a fault must
+ * strike a pipeline that runs, not one whose processes are still starting on a busy machine.
+ */
+export async function untilWriterStores(fault: FaultPlatform, timeoutMs = 90_000): Promise<void> {
+  const probe = new Producer(fault.platform, 'probe');
+  await probe.send(probe.batch(1, 'probe'));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await fault.admin
+      .query<{ n: string }>("SELECT count(*) AS n FROM events WHERE tenant_id = 'probe'")
+      .catch(() => ({ rows: [{ n: '0' }] }));
+    if (Number(rows[0]!.n) > 0) return;
+    if (Date.now() > deadline) throw new Error(`the writer stored nothing in ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
 /** Asserts every acknowledged event is stored exactly once for the tenant (polling until the writer caught up). */
 export async function expectStoredExactlyOnce(
   fault: FaultPlatform,

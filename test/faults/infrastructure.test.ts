@@ -15,6 +15,7 @@ import {
   Producer,
   queueGeneration,
   startFaultPlatform,
+  untilWriterStores,
   type FaultPlatform,
 } from './faultPlatform.ts';
 
@@ -36,7 +37,8 @@ beforeAll(async () => {
       refreshSeconds: 1,
     },
   ]);
-}, 120_000);
+  await untilWriterStores(fault);
+}, 180_000);
 afterAll(async () => {
   const pids = fault?.pids ?? new Set<number>();
   await fault?.stop();
