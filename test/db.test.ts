@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, migrationsDir } from '../db/migrate.ts';
 import { assertRowLevelSecurity, createPool, withTenant } from '../db/pool.ts';
+import { eventStore, type IncomingEvent } from '../subgraphs/metrics/store.ts';
 import { createTestDatabase, TEST_APP_PASSWORD, type TestDatabase } from './support/services.ts';
 
 let db: TestDatabase;
@@ -137,5 +138,31 @@ describe('row-level security', () => {
       'SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user',
     );
     expect(rows).toEqual([{ rolsuper: false, rolbypassrls: false }]);
+  });
+});
+
+describe('the event store', () => {
+  it('stores an event once even when one batch holds it twice (JetStream may redeliver a copy)', async () => {
+    const event: IncomingEvent = {
+      eventId: 'twice-1',
+      id: 'twice-1',
+      type: 'USER_ACTION',
+      name: 'page.view',
+      source: 'web',
+      timestamp: new Date('2026-11-23T10:00:00Z'),
+      attributes: { path: '/' },
+      metadata: null,
+      version: null,
+    };
+    const stored = await withTenant(app, 'acme', (client) =>
+      eventStore.insertNew(client, 'acme', [event, event]),
+    );
+    expect(stored.map((e) => e.id)).toEqual(['twice-1']);
+    const again = await withTenant(app, 'acme', (client) => eventStore.insertNew(client, 'acme', [event]));
+    expect(again).toEqual([]);
+    const { rows } = await admin.query<{ n: string }>(
+      "SELECT count(*) AS n FROM events WHERE tenant_id = 'acme' AND event_id = 'twice-1'",
+    );
+    expect(Number(rows[0]!.n)).toBe(1);
   });
 });

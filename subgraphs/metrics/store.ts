@@ -37,8 +37,13 @@ export const eventStore = {
   async insertNew(
     client: TenantClient,
     tenant: string,
-    events: readonly IncomingEvent[],
+    given: readonly IncomingEvent[],
   ): Promise<StoredEvent[]> {
+    // One copy per id: a batch may hold the same event twice (a message JetStream stored again after a
+    // restart lost its duplicate window), and both copies would pass the `fresh` filter below.
+    const byId = new Map<string, IncomingEvent>();
+    for (const event of given) if (!byId.has(event.eventId)) byId.set(event.eventId, event);
+    const events = [...byId.values()];
     if (!events.length) return [];
     const { rows } = await client.query<{ event_id: string }>(
       `WITH fresh AS (
