@@ -3,17 +3,13 @@
 // a request sent straight to it. The gateway under test reaches the real subgraphs through a proxy that
 // counts every request, so that "no subgraph was called" is a number.
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createGateway, type Gateway } from '../gateway/gateway.ts';
-import { createSseHandler, wantsEventStream } from '../gateway/transports/sse.ts';
-import { attachWebSocket } from '../gateway/transports/websocket.ts';
 import { createTokenVerifier, type Action, type Role } from '../lib/auth.ts';
 import { signDevToken } from '../lib/devKeys.ts';
 import { createLogger } from '../lib/logger.ts';
-import { closeServer, listen } from '../lib/service.ts';
 import { startCountingProxy, type CountingProxy } from './support/countingProxy.ts';
+import { serveGateway } from './support/gatewayServer.ts';
 import { startTestPlatform, type GraphQLBody, type TestPlatform } from './support/platform.ts';
 import { publishKpiValues, sseSubscribe, wsClient, wsSubscribe } from './support/subscribers.ts';
 
@@ -126,8 +122,7 @@ let platform: TestPlatform;
 let tokens: Record<Role, string>;
 let proxy: CountingProxy;
 let gateway: Gateway;
-let server: Server;
-let websocket: { close(): Promise<void> };
+let served: { close(): Promise<void> } | undefined;
 let gatewayUrl: string;
 
 /** POSTs an operation to `url` (the gateway under test by default) with the token. */
@@ -169,29 +164,14 @@ beforeAll(async () => {
     allowAnonymousIntrospection: true,
     subgraphTimeoutMs: 5_000,
   });
-  const sse = createSseHandler({ gateway, verifier, logger, maxBodyBytes: 1_048_576 });
-  server = await listen(
-    (request, response) => {
-      if (wantsEventStream(request)) void sse(request, response);
-      else void gateway.yoga(request, response, { req: request, res: response });
-    },
-    0,
-    '127.0.0.1',
-  );
-  websocket = attachWebSocket(server, {
-    gateway,
-    verifier,
-    logger,
-    connectionInitTimeoutMs: 3_000,
-    maxMessageBytes: 262_144,
-  });
-  gatewayUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
+  const serving = await serveGateway(gateway, verifier, logger);
+  served = serving;
+  gatewayUrl = serving.url;
   await adminData(OPERATIONS[1]!.query);
 }, 60_000);
 
 afterAll(async () => {
-  await websocket?.close();
-  if (server) await closeServer(server);
+  await served?.close();
   await gateway?.close();
   await proxy?.close();
   await platform?.stop();

@@ -3,18 +3,14 @@
 // alike. The gateway under test reaches the platform's real subgraphs through a proxy that counts every
 // request, so that "no subgraph was called" is a number.
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createGateway, type Gateway, type GatewayOptions } from '../gateway/gateway.ts';
-import { createSseHandler, wantsEventStream } from '../gateway/transports/sse.ts';
-import { attachWebSocket } from '../gateway/transports/websocket.ts';
 import { createTokenVerifier } from '../lib/auth.ts';
 import { createLogger } from '../lib/logger.ts';
-import { closeServer, listen } from '../lib/service.ts';
 import type { GraphQLBody } from './support/platform.ts';
 import { startCountingProxy, type CountingProxy } from './support/countingProxy.ts';
+import { serveGateway } from './support/gatewayServer.ts';
 import { startTestPlatform, type TestPlatform } from './support/platform.ts';
 import { sseSubscribe, wsClient, wsSubscribe } from './support/subscribers.ts';
 
@@ -27,8 +23,7 @@ let platform: TestPlatform;
 let admin: string;
 let proxy: CountingProxy;
 let gateway: Gateway;
-let server: Server;
-let websocket: { close(): Promise<void> };
+let served: { close(): Promise<void> } | undefined;
 let gatewayUrl: string;
 
 /** A gateway over the counting proxy (the one under test, or one with other options). */
@@ -108,23 +103,9 @@ beforeAll(async () => {
   const verifier = await createTokenVerifier(platform.config);
   const logger = createLogger('gateway', 'silent');
   gateway = await proxiedGateway({ verifier, logger });
-  const sse = createSseHandler({ gateway, verifier, logger, maxBodyBytes: 1_048_576 });
-  server = await listen(
-    (request, response) => {
-      if (wantsEventStream(request)) void sse(request, response);
-      else void gateway.yoga(request, response, { req: request, res: response });
-    },
-    0,
-    '127.0.0.1',
-  );
-  websocket = attachWebSocket(server, {
-    gateway,
-    verifier,
-    logger,
-    connectionInitTimeoutMs: 3_000,
-    maxMessageBytes: 262_144,
-  });
-  gatewayUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
+  const serving = await serveGateway(gateway, verifier, logger);
+  served = serving;
+  gatewayUrl = serving.url;
   const defined = await post(
     `mutation { defineKpi(input: { code: "checkout.revenue", name: "Revenue", eventName: "checkout.completed", aggregation: COUNT }) { code } }`,
   );
@@ -132,8 +113,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await websocket?.close();
-  if (server) await closeServer(server);
+  await served?.close();
   await gateway?.close();
   await proxy?.close();
   await platform?.stop();
