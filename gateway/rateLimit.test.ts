@@ -97,6 +97,35 @@ describe.each(['redis', 'memory'] as const)('the sliding-window limiter (%s)', (
     expect((await limits.check(caller, { query: 1 })).allowed).toBe(true);
   });
 
+  it("holds a burst to its burst budget, so a minute's budget cannot be spent in one second", async () => {
+    const clock = manualClock(10_000);
+    // 600 a minute at burst 5: 13 in any 250 ms (ingestion has no burst budget).
+    const limits = await limiter({
+      budgets: budgets({
+        query: { perTenant: 600, perToken: 0 },
+        ingest: { perTenant: 600, perToken: 0 },
+      }),
+      burst: 5,
+      refusalDelayMs: 1_000,
+      now: clock.now,
+    });
+    const caller = { tenant: freshTenant(), subject: 'alice' };
+    const answers = [];
+    for (let i = 0; i < 14; i++) answers.push(await limits.check(caller, { query: 1 }));
+    expect(answers.filter((a) => a.allowed)).toHaveLength(13);
+    expect(answers[13]).toMatchObject({ allowed: false, limit: 13, windowSeconds: 0.25, kind: 'query' });
+    expect(answers[13]!.retryAfterSeconds).toBe(1);
+    expect(answers[13]!.remembered).toBeUndefined();
+    // Back before the Retry-After: decided from memory (useRateLimit holds such a refusal).
+    expect(await limits.check(caller, { query: 1 })).toMatchObject({ allowed: false, remembered: true });
+    expect(limits.refusalDelayMs).toBe(1_000);
+    // Half a second later the burst budget is back (13 left), the minute's has 587 left.
+    clock.at += 500;
+    expect(await limits.check(caller, { query: 1 })).toMatchObject({ allowed: true, remaining: 12 });
+    // A batch of 500 events passes at once: ingestion has no burst budget.
+    expect((await limits.check(caller, { ingest: 500 })).allowed).toBe(true);
+  });
+
   it('asks for a Retry-After after which the request passes, and not a millisecond before', async () => {
     const clock = manualClock(10_000);
     const limits = await limiter({

@@ -55,8 +55,13 @@ export interface RateLimitDecision {
   scope?: 'tenant' | 'token';
   /** What the request costs against the deciding budget. */
   cost?: number;
-  /** The window the budgets are counted over, in seconds. */
+  /** The window the deciding budget is counted over, in seconds (60, or 1 for a burst budget). */
   windowSeconds: number;
+  /**
+   * True when the refusal was decided from this gateway's memory of an earlier one: the caller came
+   * back before its Retry-After (useRateLimit answers such a caller slowly).
+   */
+  remembered?: boolean;
 }
 
 /** The budgets the settings ask for (RATE_LIMIT_* in lib/config.ts). */
@@ -85,6 +90,8 @@ export function budgetsOf(config: Config): Budgets {
 export interface RateLimiter {
   /** Where counts live: Redis (shared by every gateway) or this process's memory. */
   readonly store: 'redis' | 'memory';
+  /** How long useRateLimit holds a refusal of a caller that came back before its Retry-After. */
+  readonly refusalDelayMs: number;
   /** Admits and charges the request only if every budget it touches can take its cost; otherwise charges nothing. */
   check(caller: RateLimitedCaller, charge: Charge): Promise<RateLimitDecision>;
   /**
@@ -103,6 +110,14 @@ export interface RateLimiterOptions {
   logger: Logger;
   /** Length of the sliding window: budgets are per window (default 60 s: per minute). */
   windowMs?: number;
+  /**
+   * Burst budgets: in any 250 ms a caller may spend at most this multiple of its budget's average rate
+   * (at least MIN_BURST), so that a minute's budget cannot be spent in its first second.
+   * Applies to queries and mutations; 0 = off.
+   */
+  burst?: number;
+  /** How long a refusal decided from memory (the caller ignored Retry-After) is held before it is sent. */
+  refusalDelayMs?: number;
   /** The clock, ms since the epoch (tests move it by hand). */
   now?: () => number;
 }
@@ -127,7 +142,21 @@ interface Meter {
   cost: number;
   kind: RateLimitKind;
   scope: 'tenant' | 'token';
+  /** The window this budget is counted over. */
+  windowMs: number;
 }
+
+/**
+ * The window of burst budgets, and the least a burst budget allows in it. A short window spreads what
+ * it admits: 600 a minute at burst 5 is 13 per 250 ms, not 50 at once each second.
+ */
+const BURST_WINDOW_MS = 250;
+const MIN_BURST = 5;
+/**
+ * The kinds with burst budgets. Subscription starts come in bursts by nature (a dashboard opening, every
+ * client resuming after a restart) and ingestion in batches: their per-minute budgets alone hold them.
+ */
+const BURST_KINDS: ReadonlySet<RateLimitKind> = new Set(['query', 'mutation']);
 
 /** What the counting (Lua script or memory) answers: the verdict over all meters of a request. */
 interface Verdict {
@@ -136,6 +165,8 @@ interface Verdict {
   /** Index of the deciding meter. */
   deciding: number;
   remaining: number;
+  /** Decided from the memory of an earlier refusal, without counting. */
+  remembered?: boolean;
 }
 
 /** A budget's counts: the window they belong to (index since the epoch), its count and the one before. */
@@ -157,15 +188,10 @@ function rolled(stored: WindowCounts | undefined, index: number): WindowCounts {
  * Decides over every meter of a request, in integers (each side multiplied by the window) so that
  * Redis's Lua and JavaScript agree to the unit. Mirrored line by line in SLIDING_WINDOW_SCRIPT.
  */
-function decide(
-  meters: readonly Meter[],
-  counts: readonly WindowCounts[],
-  now: number,
-  windowMs: number,
-): Verdict {
-  const elapsed = now - Math.floor(now / windowMs) * windowMs;
+function decide(meters: readonly Meter[], counts: readonly WindowCounts[], now: number): Verdict {
   const verdict: Verdict = { allowed: true, retryAfterMs: 0, deciding: 0, remaining: -1 };
-  meters.forEach(({ limit, cost }, i) => {
+  meters.forEach(({ limit, cost, windowMs }, i) => {
+    const elapsed = now - Math.floor(now / windowMs) * windowMs;
     const { current, previous } = counts[i]!;
     const free = limit * windowMs - previous * (windowMs - elapsed) - current * windowMs;
     if (free >= cost * windowMs) {
@@ -195,19 +221,19 @@ function decide(
 
 /**
  * decide() and the charge, atomically in Redis. KEYS: one hash per budget (fields w, c, p as in
- * WindowCounts); ARGV: now, windowMs, then each key's limit, then each key's cost. Returns
- * {allowed (1/0), retryAfterMs, deciding (0-based), remaining}. Keys expire two windows after their
- * last charge, when they no longer count.
+ * WindowCounts); ARGV: now, then each key's limit, cost and window (ms). Returns {allowed (1/0),
+ * retryAfterMs, deciding (0-based), remaining}. Keys expire two windows after their last charge, when
+ * they no longer count.
  */
 const SLIDING_WINDOW_SCRIPT = `
-local now, windowMs = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = tonumber(ARGV[1])
 local n = #KEYS
-local index = math.floor(now / windowMs)
-local elapsed = now - index * windowMs
 local allowed, retry, deciding, remaining = 1, 0, 1, -1
 local counts = {}
 for i = 1, n do
-  local limit, cost = tonumber(ARGV[2 + i]), tonumber(ARGV[2 + n + i])
+  local limit, cost, windowMs = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+  local index = math.floor(now / windowMs)
+  local elapsed = now - index * windowMs
   local stored = redis.call('HMGET', KEYS[i], 'w', 'c', 'p')
   local w, c, p = tonumber(stored[1]), tonumber(stored[2]) or 0, tonumber(stored[3]) or 0
   if w == nil or w < index - 1 then
@@ -215,7 +241,7 @@ for i = 1, n do
   elseif w == index - 1 then
     w, c, p = index, 0, c
   end
-  counts[i] = { w, c, p, cost }
+  counts[i] = { w, c, p, cost, windowMs }
   local free = limit * windowMs - p * (windowMs - elapsed) - c * windowMs
   if free >= cost * windowMs then
     local left = math.floor((free - cost * windowMs) / windowMs)
@@ -237,7 +263,7 @@ for i = 1, n do
 end
 if allowed == 1 then
   for i = 1, n do
-    local w, c, p, cost = unpack(counts[i])
+    local w, c, p, cost, windowMs = unpack(counts[i])
     redis.call('HSET', KEYS[i], 'w', w, 'c', c + cost, 'p', p)
     redis.call('PEXPIRE', KEYS[i], 2 * windowMs)
   end
@@ -247,28 +273,33 @@ return { allowed, retry, deciding - 1, remaining }
 
 /** Counts requests against meters and charges them when all admit. */
 interface CountStore {
-  charge(meters: readonly Meter[], now: number, windowMs: number): Promise<Verdict>;
+  charge(meters: readonly Meter[], now: number): Promise<Verdict>;
   close(): Promise<void>;
 }
 
 /** Counts in this process: the same arithmetic as the script, for a gateway without Redis. */
 function memoryStore(): CountStore {
-  const windows = new Map<string, WindowCounts>();
+  const windows = new Map<string, WindowCounts & { windowMs: number }>();
   let sweptAt = 0;
   return {
-    charge(meters, now, windowMs) {
-      const index = Math.floor(now / windowMs);
-      // Budgets untouched for two windows count nothing any more: drop them once per window.
-      if (now - sweptAt >= windowMs) {
+    charge(meters, now) {
+      // Budgets untouched for two windows count nothing any more: drop them once a minute.
+      if (now - sweptAt >= SWEEP_INTERVAL_MS) {
         sweptAt = now;
-        for (const [key, counts] of windows) if (counts.window < index - 1) windows.delete(key);
+        for (const [key, counts] of windows)
+          if (counts.window < Math.floor(now / counts.windowMs) - 1) windows.delete(key);
       }
-      const counts = meters.map((meter) => rolled(windows.get(meter.key), index));
-      const verdict = decide(meters, counts, now, windowMs);
+      const counts = meters.map((meter) => rolled(windows.get(meter.key), Math.floor(now / meter.windowMs)));
+      const verdict = decide(meters, counts, now);
       if (verdict.allowed) {
         meters.forEach((meter, i) => {
           const { window, current, previous } = counts[i]!;
-          windows.set(meter.key, { window, current: current + meter.cost, previous });
+          windows.set(meter.key, {
+            window,
+            current: current + meter.cost,
+            previous,
+            windowMs: meter.windowMs,
+          });
         });
       }
       return Promise.resolve(verdict);
@@ -280,6 +311,9 @@ function memoryStore(): CountStore {
 type ScriptedRedis = Redis & {
   slidingWindow(keyCount: number, ...keysAndArgs: Array<string | number>): Promise<number[]>;
 };
+
+/** How often the memory store drops budgets that no longer count. */
+const SWEEP_INTERVAL_MS = 60_000;
 
 /** How long a check may wait for Redis before it is admitted unchecked. */
 const REDIS_TIMEOUT_MS = 500;
@@ -317,15 +351,13 @@ async function redisStore(url: string, logger: Logger): Promise<CountStore> {
     redis.once('ready', settle).once('error', settle);
   });
   return {
-    async charge(meters, now, windowMs) {
+    async charge(meters, now) {
       try {
         const [allowed, retryAfterMs, deciding, remaining] = await redis.slidingWindow(
           meters.length,
           ...meters.map((meter) => meter.key),
           now,
-          windowMs,
-          ...meters.map((meter) => meter.limit),
-          ...meters.map((meter) => meter.cost),
+          ...meters.flatMap((meter) => [meter.limit, meter.cost, meter.windowMs]),
         );
         return {
           allowed: allowed === 1,
@@ -362,12 +394,19 @@ function budgetKey(caller: RateLimitedCaller, kind: RateLimitKind, scope: 'tenan
   return `ratelimit:{${caller.tenant}}:${kind}:token:${subject}`;
 }
 
+/** The burst budget beside a budget of `limit` per `windowMs`, or 0 when bursts are not limited. */
+function burstLimit(limit: number, windowMs: number, burst: number): number {
+  if (burst <= 0 || windowMs <= BURST_WINDOW_MS) return 0;
+  const perBurstWindow = Math.max(MIN_BURST, Math.ceil((limit * burst * BURST_WINDOW_MS) / windowMs));
+  return perBurstWindow < limit ? perBurstWindow : 0;
+}
+
 /** Builds the limiter: over Redis when a URL is given, in memory otherwise. */
 export async function createRateLimiter(options: RateLimiterOptions): Promise<RateLimiter> {
   const windowMs = options.windowMs ?? 60_000;
   const now = options.now ?? Date.now;
   const store = options.redisUrl ? await redisStore(options.redisUrl, options.logger) : memoryStore();
-  const windowSeconds = windowMs / 1000;
+  const burst = options.burst ?? 0;
   // A refusal stands until its Retry-After (budgets only come back with time), so a caller refused
   // once is refused again here, without a round trip, for as long: a flood costs the store nothing.
   const refused = new Map<string, { until: number; cost: number }>();
@@ -380,7 +419,13 @@ export async function createRateLimiter(options: RateLimiterOptions): Promise<Ra
     for (const [index, meter] of meters.entries()) {
       const entry = refused.get(meter.key);
       if (entry && entry.until > at && meter.cost >= entry.cost)
-        return { allowed: false, retryAfterMs: entry.until - at, deciding: index, remaining: 0 };
+        return {
+          allowed: false,
+          retryAfterMs: entry.until - at,
+          deciding: index,
+          remaining: 0,
+          remembered: true,
+        };
     }
     return undefined;
   };
@@ -390,23 +435,25 @@ export async function createRateLimiter(options: RateLimiterOptions): Promise<Ra
       const cost = charge[kind] ?? 0;
       if (cost <= 0) continue;
       const { perTenant, perToken } = options.budgets[kind];
-      if (perTenant > 0)
-        meters.push({
-          key: budgetKey(caller, kind, 'tenant'),
-          limit: perTenant,
-          cost,
-          kind,
-          scope: 'tenant',
-        });
-      if (perToken > 0)
-        meters.push({ key: budgetKey(caller, kind, 'token'), limit: perToken, cost, kind, scope: 'token' });
+      for (const [scope, limit] of [
+        ['tenant', perTenant],
+        ['token', perToken],
+      ] as const) {
+        if (limit <= 0) continue;
+        const key = budgetKey(caller, kind, scope);
+        meters.push({ key, limit, cost, kind, scope, windowMs });
+        const perBurst = BURST_KINDS.has(kind) ? burstLimit(limit, windowMs, burst) : 0;
+        if (perBurst > 0)
+          meters.push({ key: `${key}:b`, limit: perBurst, cost, kind, scope, windowMs: BURST_WINDOW_MS });
+      }
     }
     return meters;
   };
   const decisionOf = (meters: readonly Meter[], verdict: Verdict): RateLimitDecision => {
-    const { kind, scope, limit, cost } = meters[verdict.deciding]!;
+    const { kind, scope, limit, cost, windowMs: meterWindowMs } = meters[verdict.deciding]!;
     if (!verdict.allowed) rateLimitMetrics.refusals.inc({ kind, scope });
     return {
+      ...(verdict.remembered ? { remembered: true } : {}),
       allowed: verdict.allowed,
       retryAfterSeconds: verdict.allowed ? 0 : Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)),
       limit,
@@ -414,21 +461,33 @@ export async function createRateLimiter(options: RateLimiterOptions): Promise<Ra
       kind,
       scope,
       cost,
-      windowSeconds,
+      windowSeconds: meterWindowMs / 1000,
     };
   };
   return {
     store: options.redisUrl ? 'redis' : 'memory',
+    refusalDelayMs: options.refusalDelayMs ?? 0,
     async check(caller, charge) {
       const meters = metersOf(caller, charge);
       if (meters.length === 0)
-        return { allowed: true, retryAfterSeconds: 0, limit: Infinity, remaining: Infinity, windowSeconds };
+        return {
+          allowed: true,
+          retryAfterSeconds: 0,
+          limit: Infinity,
+          remaining: Infinity,
+          windowSeconds: windowMs / 1000,
+        };
       // A cost larger than a whole budget can never pass: refused without counting (waiting will not help).
       const tooLarge = meters.find((meter) => meter.cost > meter.limit);
       const at = now();
       const verdict: Verdict = tooLarge
-        ? { allowed: false, retryAfterMs: windowMs, deciding: meters.indexOf(tooLarge), remaining: 0 }
-        : (refusedHere(meters, at) ?? (await store.charge(meters, at, windowMs)));
+        ? {
+            allowed: false,
+            retryAfterMs: tooLarge.windowMs,
+            deciding: meters.indexOf(tooLarge),
+            remaining: 0,
+          }
+        : (refusedHere(meters, at) ?? (await store.charge(meters, at)));
       if (!verdict.allowed) remember(meters[verdict.deciding]!, at, at + verdict.retryAfterMs);
       return decisionOf(meters, verdict);
     },

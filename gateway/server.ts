@@ -45,6 +45,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   const feeds = broker ? new StreamFeeds(broker.nc, broker.js, logger) : undefined;
   const rateLimiter = await createRateLimiter({
     budgets: budgetsOf(config),
+    burst: config.RATE_LIMIT_BURST,
+    refusalDelayMs: config.RATE_LIMIT_REFUSAL_DELAY_MS,
     redisUrl: config.REDIS_URL,
     logger,
   });

@@ -129,6 +129,12 @@ const schema = z.object({
   // Subscription starts over graphql-ws and SSE (a resume counts as a start).
   RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: budget.default(10_000),
   RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE_PER_TOKEN: budget.default(5_000),
+  // In any 250 ms a caller may spend this multiple of a budget's average rate (at least 5 operations), for
+  // queries and mutations: a minute's budget cannot be spent in a second. 0 = off.
+  RATE_LIMIT_BURST: z.coerce.number().min(0).max(60).default(5),
+  // A caller that comes back before its Retry-After is answered 429 after this long (at most until the
+  // Retry-After): a client that ignores Retry-After sends one request per connection per delay. 0 = at once.
+  RATE_LIMIT_REFUSAL_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
   // Persisted operations (gateway/persistedOperations.ts): the codegen manifest, { "<sha256 hex>": "<document>" }.
   PERSISTED_OPERATIONS_PATH: z.string().min(1).default('dashboard/src/gql/persisted-documents.json'),
   // Only the manifest's operations run (by documentId, APQ hash or exact text); the manifest must load.

@@ -133,7 +133,30 @@ export async function checkRateLimit(
   variables: Readonly<Record<string, unknown>> | null | undefined,
 ): Promise<GraphQLError | undefined> {
   const decision = await limiter.check(caller, chargeOf(document, operationName, variables));
-  return decision.allowed ? undefined : rateLimitedError(decision);
+  if (decision.allowed) return undefined;
+  await holdRefusal(limiter, decision);
+  return rateLimitedError(decision);
+}
+
+/** At most this many refusals are held at once; beyond, a refusal is sent at once. */
+const MAX_HELD_REFUSALS = 10_000;
+let heldRefusals = 0;
+
+/**
+ * Waits before a refusal decided from memory is sent: the caller came back before its Retry-After, and
+ * a client that ignores Retry-After (a retry loop, a flood) then sends one request per connection per
+ * delay instead of as many as the gateway can refuse, as nginx's limit_req delays excess requests.
+ * A held refusal costs a timer; the delay ends no later than the Retry-After.
+ */
+export async function holdRefusal(limiter: RateLimiter, decision: RateLimitDecision): Promise<void> {
+  if (!decision.remembered || limiter.refusalDelayMs <= 0 || heldRefusals >= MAX_HELD_REFUSALS) return;
+  heldRefusals++;
+  try {
+    const ms = Math.min(limiter.refusalDelayMs, decision.retryAfterSeconds * 1000);
+    await new Promise((resolve) => setTimeout(resolve, ms));
+  } finally {
+    heldRefusals--;
+  }
 }
 
 /**
@@ -145,11 +168,13 @@ export function useRateLimit(limiter: RateLimiter): Plugin<GatewayContext> {
   return {
     // A caller already refused is refused again before its document is parsed, when the text can only
     // be a query: a flood of refused queries then costs little more than reading the request.
-    onParams({ request, params, setResult }) {
+    async onParams({ request, params, setResult }) {
       const caller = verifiedPrincipalOf(request);
       if (!caller || typeof params.query !== 'string' || MAY_NOT_BE_A_QUERY.test(params.query)) return;
       const decision = limiter.refusedAlready(caller, { query: 1 });
-      if (decision) setResult({ errors: [rateLimitedError(decision)] });
+      if (!decision) return;
+      await holdRefusal(limiter, decision);
+      setResult({ errors: [rateLimitedError(decision)] });
     },
     async onExecute({ args, setResultAndStopExecution }) {
       const { contextValue, document, operationName, variableValues } = args as ExecutionArgs & {
