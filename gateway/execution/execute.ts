@@ -1,7 +1,5 @@
 // Executes a client operation against the loaded supergraph: plan, run the plan, shape the response
 // (aliases, fragments, @skip/@include, null propagation and introspection, as the client asked).
-import { computeResponse } from '@apollo/gateway/dist/resultShaping.js';
-import type { FieldSelection, Operation } from '@apollo/federation-internals';
 import {
   executeSync,
   getOperationAST,
@@ -10,10 +8,13 @@ import {
   OperationTypeNode,
   type DocumentNode,
   type ExecutionResult,
+  type FieldNode,
   type GraphQLSchema,
+  type OperationDefinitionNode,
 } from 'graphql';
 import { executePlan, type ResultMap } from './planExecutor.ts';
 import type { Caller, SubgraphFetch } from './subgraphFetcher.ts';
+import { operationShape, writeShaped } from './responseShape.ts';
 import type { LoadedSupergraph } from './supergraph.ts';
 
 /** One operation of a client, validated against the API schema. */
@@ -51,7 +52,16 @@ export async function executeOperation(request: OperationRequest): Promise<Execu
     const context = { ...request, supergraphSchema: supergraph.supergraphSchema, operation, errors };
     await executePlan(context, plan.node, data);
   }
-  return shapeResponse(supergraph.schema, document, operationName, operation, variables, data, errors);
+  return shapeResponse(supergraph.schema, document, operationName, variables, data, errors);
+}
+
+/**
+ * An execution result whose data is JSON text already (written by responseShape.ts): yoga sends it with
+ * `stringify` as it is, and whoever reads `data` gets it parsed (once).
+ */
+export interface ShapedResult extends ExecutionResult {
+  /** The result as JSON text, errors first, as graphql-js orders them. */
+  stringify(result?: ExecutionResult): string;
 }
 
 /** Shapes the merged subgraph data into the response the client's operation asked for. */
@@ -59,33 +69,58 @@ export function shapeResponse(
   schema: GraphQLSchema,
   document: DocumentNode,
   operationName: string | null | undefined,
-  operation: Operation,
   variables: Record<string, unknown>,
   input: ResultMap,
   errors: GraphQLError[],
 ): ExecutionResult {
+  const definition = getOperationAST(document, operationName);
+  if (!definition) return { errors: [new GraphQLError('no such operation in the document')] };
+  const shapingErrors: GraphQLError[] = [];
+  let text: string | null;
   try {
-    const { data, errors: shapingErrors } = computeResponse({
-      operation,
-      variables,
-      input,
-      introspectionHandling: (field) => introspect(schema, document, operationName, field, variables),
-    });
-    const all = errors.length ? errors : shapingErrors.length && !input ? shapingErrors : [];
-    return all.length ? { data, errors: all } : { data };
+    const shape = operationShape(schema, document, definition, variables);
+    text = writeShaped(shape, input, shapingErrors, (field) =>
+      introspect(schema, document, definition, field, variables),
+    );
   } catch (error) {
     return { errors: [...errors, asGraphQLError(error)] };
   }
+  // As @apollo/gateway: the errors of the fetches, or else those of the shaping (a null in a non-null
+  // position, a value not of its type).
+  return shapedResult(text, errors.length ? errors : shapingErrors);
+}
+
+function shapedResult(text: string | null, errors: GraphQLError[]): ShapedResult {
+  let parsed: Record<string, unknown> | null | undefined;
+  const result = {
+    ...(errors.length ? { errors } : {}),
+    stringify(given: ExecutionResult = result): string {
+      const head = given.errors?.length ? `{"errors":${JSON.stringify(given.errors)},"data":` : '{"data":';
+      const extensions = given.extensions ? `,"extensions":${JSON.stringify(given.extensions)}` : '';
+      return `${head}${text ?? 'null'}${extensions}}`;
+    },
+  } as ShapedResult;
+  Object.defineProperty(result, 'data', {
+    enumerable: true,
+    get: () => (parsed ??= text === null ? null : (JSON.parse(text) as Record<string, unknown>)),
+  });
+  return result;
+}
+
+/** The result as JSON text: its own text when it is shaped already, JSON.stringify otherwise. */
+export function serializeResult(result: ExecutionResult): string {
+  return 'stringify' in result && typeof result.stringify === 'function'
+    ? (result as ShapedResult).stringify()
+    : JSON.stringify(result);
 }
 
 function introspect(
   schema: GraphQLSchema,
   document: DocumentNode,
-  operationName: string | null | undefined,
-  field: FieldSelection,
+  operation: OperationDefinitionNode,
+  field: FieldNode,
   variables: Record<string, unknown>,
 ): unknown {
-  const selection = field.expandFragments().toSelectionNode();
   const result = executeSync({
     schema,
     document: {
@@ -94,15 +129,16 @@ function introspect(
         {
           kind: Kind.OPERATION_DEFINITION,
           operation: OperationTypeNode.QUERY,
-          variableDefinitions: getOperationAST(document, operationName)?.variableDefinitions,
-          selectionSet: { kind: Kind.SELECTION_SET, selections: [selection] },
+          variableDefinitions: operation.variableDefinitions,
+          selectionSet: { kind: Kind.SELECTION_SET, selections: [field] },
         },
+        ...document.definitions.filter((d) => d.kind === Kind.FRAGMENT_DEFINITION),
       ],
     },
     rootValue: {},
     variableValues: variables,
   });
-  return result.data?.[selection.alias?.value ?? selection.name.value];
+  return result.data?.[field.alias?.value ?? field.name.value];
 }
 
 function asGraphQLError(error: unknown): GraphQLError {

@@ -6,7 +6,7 @@ import type { Logger } from '../../lib/logger.ts';
 import { encodeCursor } from '../../streams/cursor.ts';
 import { ATTR_COMPONENT, SpanKind, withSpan } from '../../lib/telemetry.ts';
 import type { FeedMessage, StreamFeeds } from '../../streams/feeds.ts';
-import { shapeResponse } from '../execution/execute.ts';
+import { serializeResult, shapeResponse } from '../execution/execute.ts';
 import { executePlan, type ResultMap } from '../execution/planExecutor.ts';
 import type { Caller, SubgraphFetch } from '../execution/subgraphFetcher.ts';
 import type { LoadedSupergraph, PlannedOperation } from '../execution/supergraph.ts';
@@ -97,10 +97,10 @@ export abstract class Group {
       );
     }
     const result = data
-      ? shapeResponse(supergraph.schema, document, operationName, planned.operation, variables, data, errors)
+      ? shapeResponse(supergraph.schema, document, operationName, variables, data, errors)
       : { data: null, errors };
     let json: string | undefined;
-    return { result, cursor, json: () => (json ??= JSON.stringify(result)) };
+    return { result, cursor, json: () => (json ??= serializeResult(result)) };
   }
 
   protected deliver(seq: number, key: string, delivery: Delivery, conflate: boolean): void {
