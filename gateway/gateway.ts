@@ -40,6 +40,8 @@ export interface GatewayOptions {
   subgraphTimeoutMs: number;
   /** Circuit breaking and retries towards subgraphs (defaults: execution/circuitBreaker.ts). */
   subgraphResilience?: Partial<ResilienceOptions>;
+  /** Whether identical query fetches in flight share one subgraph request (default true). */
+  subgraphDedupe?: boolean;
   /** JetStream feeds for stream-bound subscription fields (absent without NATS). */
   feeds?: StreamFeeds;
   /** Results a subscriber may have queued before it is closed as too slow. */
@@ -78,15 +80,19 @@ export function createGateway(options: GatewayOptions) {
   const persistedOperations = options.persistedOperations ?? new PersistedOperations();
   let supergraph = loadSupergraph(options.supergraphSdl);
   limitDocuments(supergraph.schema, limits);
-  const urls = () => {
+  const resolveUrls = () => {
     const resolved = new Map(supergraph.routingUrls);
     for (const [name, url] of Object.entries(options.subgraphUrls)) if (url) resolved.set(name, url);
     return resolved;
   };
+  // Resolved once per supergraph: every subgraph fetch reads it.
+  let resolvedUrls = resolveUrls();
+  const urls = () => resolvedUrls;
   const fetcher = createSubgraphFetcher({
     urls,
     timeoutMs: options.subgraphTimeoutMs,
     resilience: options.subgraphResilience,
+    dedupe: options.subgraphDedupe ?? true,
   });
   const upstream = new UpstreamSubscriptions(urls, options.logger);
   const engine = new SubscriptionEngine({
@@ -184,6 +190,7 @@ export function createGateway(options: GatewayOptions) {
       const next = loadSupergraph(sdl);
       limitDocuments(next.schema, limits);
       supergraph = next;
+      resolvedUrls = resolveUrls();
       setSchema?.(next.schema);
     },
     /** Ends every live subscription (on shutdown, before in-flight requests are waited for). */

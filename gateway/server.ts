@@ -69,6 +69,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
       coolDownMs: config.SUBGRAPH_CIRCUIT_COOLDOWN_MS,
       retries: config.SUBGRAPH_RETRIES,
     },
+    subgraphDedupe: config.SUBGRAPH_DEDUPE,
     feeds,
     subscriberQueueLimit: config.SUBSCRIBER_QUEUE_LIMIT,
     rateLimiter,

@@ -75,6 +75,8 @@ const schema = z.object({
   SUBGRAPH_CIRCUIT_COOLDOWN_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
   // Retries (exponential backoff from 50 ms) of a query fetch that could not reach its subgraph; mutations are never retried.
   SUBGRAPH_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  // Identical query fetches in flight to a subgraph (operation, variables, Authorization) share one request.
+  SUBGRAPH_DEDUPE: flag.default(true),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
   // On SIGTERM the gateway answers /readyz 503 and keeps serving this long before it stops listening (load balancers see it leave).
   SHUTDOWN_DRAIN_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(0),

@@ -27,6 +27,13 @@ export const graphqlRequestSeconds = new Histogram({
 });
 
 /** Time of one plan fetch from the gateway to a subgraph, by subgraph and outcome. */
+/** Query fetches that shared an identical one in flight instead of sending their own (SUBGRAPH_DEDUPE). */
+export const subgraphFetchesShared = new Counter({
+  name: 'pulsegraph_subgraph_fetches_shared_total',
+  help: 'Subgraph query fetches answered by an identical fetch already in flight (same operation, variables and Authorization)',
+  labelNames: ['subgraph'] as const,
+});
+
 export const subgraphFetchSeconds = new Histogram({
   name: 'pulsegraph_subgraph_fetch_duration_seconds',
   help: 'Time of one query-plan fetch to a subgraph, by subgraph and outcome (ok, errors, failed)',

@@ -198,22 +198,43 @@ function select(
 
 function moveInto(cursor: Cursor, path: ResponsePath): Cursor | undefined {
   const data = flatten(cursor.data, path);
-  return data ? { path: [...cursor.path, ...path], data, root: cursor.root } : undefined;
+  return data ? { path: cursor.path.concat(path), data, root: cursor.root } : undefined;
 }
 
+/**
+ * The objects at `path` below `value`: one object when the path crosses no list ('@'), else every
+ * object found, in order (nulls left out), without intermediate arrays.
+ */
 function flatten(value: unknown, path: ResponsePath): ResultMap | ResultMap[] | undefined {
-  if (value == null) return undefined;
-  if (path.length === 0) return value as ResultMap | ResultMap[];
-  const [head, ...rest] = path;
-  if (head === '@') {
-    if (!Array.isArray(value)) return undefined;
-    return value.flatMap((item) => flatten(item, rest) ?? []) as ResultMap[];
+  if (!path.includes('@')) {
+    let at = value;
+    for (const key of path) {
+      if (at == null || typeof at !== 'object' || Array.isArray(at)) return undefined;
+      at = Object.hasOwn(at, key as string) ? (at as ResultMap)[key as string] : undefined;
+    }
+    return at == null ? undefined : (at as ResultMap | ResultMap[]);
   }
-  if (Array.isArray(value) || typeof value !== 'object') return undefined;
-  return flatten(
-    Object.hasOwn(value, head as string) ? (value as ResultMap)[head as string] : undefined,
-    rest,
-  );
+  const out: ResultMap[] = [];
+  collect(value, path, 0, false, out);
+  return out;
+}
+
+function collect(value: unknown, path: ResponsePath, i: number, inList: boolean, out: ResultMap[]): void {
+  if (value == null) return;
+  if (i === path.length) {
+    if (inList && Array.isArray(value)) for (const item of value) out.push(item as ResultMap);
+    else out.push(value as ResultMap);
+    return;
+  }
+  const head = path[i];
+  if (head === '@') {
+    if (!Array.isArray(value)) return;
+    for (const item of value) collect(item, path, i + 1, true, out);
+    return;
+  }
+  if (Array.isArray(value) || typeof value !== 'object') return;
+  if (Object.hasOwn(value, head as string))
+    collect((value as ResultMap)[head as string], path, i + 1, inList, out);
 }
 
 /** Merges `source` into `target` in place: objects field by field, lists element by element. */

@@ -3,7 +3,7 @@
 import type { GraphQLFormattedError } from 'graphql';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
-import { subgraphFetchSeconds } from '../../lib/metrics.ts';
+import { subgraphFetchesShared, subgraphFetchSeconds } from '../../lib/metrics.ts';
 import { ATTR_COMPONENT, injectTraceContext, SpanKind, withSpan } from '../../lib/telemetry.ts';
 import {
   backoffDelayMs,
@@ -40,39 +40,58 @@ export function createSubgraphFetcher(options: {
   urls: () => Map<string, string>;
   timeoutMs: number;
   resilience?: Partial<ResilienceOptions>;
+  /** Share one subgraph request among identical queries in flight (SUBGRAPH_DEDUPE; default on). */
+  dedupe?: boolean;
 }) {
   const agent = new Agent({ keepAliveTimeout: 30_000, connections: 128, pipelining: 1 });
   const resilience = { ...defaultResilience, ...options.resilience };
   const breaker = new CircuitBreaker(resilience);
+  // Identical query fetches in flight (same subgraph, operation, variables and Authorization) share one
+  // request, as Apollo Router's deduplicate_query and Hive Gateway do: each waiter parses the shared
+  // answer text itself, so no two requests' result trees share an object. Mutations are never shared.
+  const inFlight = new Map<string, Promise<Received>>();
   const fetch: SubgraphFetch = (subgraph, body, caller) =>
     withSpan(
       `subgraph fetch ${subgraph}`,
       { kind: SpanKind.CLIENT, attributes: { [ATTR_COMPONENT]: 'gateway', 'pulsegraph.subgraph': subgraph } },
-      () => sendResilient(subgraph, body, caller),
+      async () => {
+        const payload = JSON.stringify(body);
+        if (options.dedupe === false || !isIdempotent(body.query))
+          return answerOf(await sendResilient(subgraph, payload, body.query, caller));
+        const key = `${subgraph}\n${caller.authorization ?? ''}\n${payload}`;
+        let shared = inFlight.get(key);
+        if (shared) subgraphFetchesShared.inc({ subgraph });
+        else {
+          shared = sendResilient(subgraph, payload, body.query, caller).finally(() => inFlight.delete(key));
+          inFlight.set(key, shared);
+        }
+        return answerOf(await shared);
+      },
     );
   // A timeout is not retried: the caller has already waited the whole bound once.
-  const sendResilient: SubgraphFetch = async (subgraph, body, caller) => {
-    const retries = isIdempotent(body.query) ? resilience.retries : 0;
+  const sendResilient = async (
+    subgraph: string,
+    payload: string,
+    query: string,
+    caller: Caller,
+  ): Promise<Received> => {
+    const retries = isIdempotent(query) ? resilience.retries : 0;
     for (let attempt = 0; ; attempt++) {
       if (!breaker.allow(subgraph)) {
         const seconds = Math.ceil(breaker.retryAfterMs(subgraph) / 1000);
-        return failure(subgraph, `is failing: circuit open, next attempt in ${seconds} s`);
+        return { response: failure(subgraph, `is failing: circuit open, next attempt in ${seconds} s`) };
       }
-      const { response, failed } = await send(subgraph, body, caller);
-      if (!failed) {
+      const received = await send(subgraph, payload, caller);
+      if (!received.failed) {
         breaker.succeeded(subgraph);
-        return response;
+        return received;
       }
       breaker.failed(subgraph);
-      if (failed === 'timeout' || attempt >= retries) return response;
+      if (received.failed === 'timeout' || attempt >= retries) return received;
       await sleep(backoffDelayMs(attempt + 1, resilience.retryBaseDelayMs));
     }
   };
-  const send = async (
-    subgraph: string,
-    body: Parameters<SubgraphFetch>[1],
-    caller: Caller,
-  ): Promise<{ response: SubgraphResponse; failed?: 'timeout' | 'transport' }> => {
+  const send = async (subgraph: string, payload: string, caller: Caller): Promise<Received> => {
     const url = options.urls().get(subgraph);
     if (!url) throw new Error(`no routing URL for subgraph ${subgraph}`);
     const stopTimer = subgraphFetchSeconds.startTimer({ subgraph });
@@ -87,7 +106,7 @@ export function createSubgraphFetcher(options: {
       const response = await request(url, {
         method: 'POST',
         headers,
-        body: JSON.stringify(body),
+        body: payload,
         dispatcher: agent,
         headersTimeout: options.timeoutMs,
         bodyTimeout: options.timeoutMs,
@@ -96,7 +115,8 @@ export function createSubgraphFetcher(options: {
       const text = await response.body.text();
       const parsed = parseBody(text);
       stopTimer({ outcome: parsed?.errors?.length ? 'errors' : parsed ? 'ok' : 'failed' });
-      if (parsed) return { response: parsed };
+      // The text travels, not the parsed tree: a request sharing this answer parses its own copy.
+      if (parsed) return { response: parsed, text };
       const reason = `answered HTTP ${response.statusCode} without a GraphQL body`;
       return { response: failure(subgraph, reason), failed: 'transport' };
     } catch (error) {
@@ -107,6 +127,26 @@ export function createSubgraphFetcher(options: {
   };
   return { fetch, breaker, close: () => agent.close() };
 }
+
+/** A subgraph's answer as received: parsed, and its text when it came over the wire. */
+interface Received {
+  response: SubgraphResponse;
+  text?: string;
+  failed?: 'timeout' | 'transport';
+}
+
+/**
+ * The answer for one waiter: the first gets the tree parsed already, every later one its own parse of
+ * the text (a waiter's plan merges into and so changes the tree it gets).
+ */
+function answerOf(received: Received): SubgraphResponse {
+  const claimed = claimedAnswers.has(received);
+  claimedAnswers.add(received);
+  if (!claimed) return received.response;
+  if (received.text !== undefined) return parseBody(received.text)!;
+  return structuredClone(received.response);
+}
+const claimedAnswers = new WeakSet<Received>();
 
 function isTimeout(error: unknown): boolean {
   const { name, code } = error as { name?: string; code?: string };

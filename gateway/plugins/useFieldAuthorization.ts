@@ -23,6 +23,7 @@ import {
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import {
+  effectiveScopes,
   forbiddenMessage,
   requiredScopesOf,
   unmetRequirement,
@@ -119,6 +120,11 @@ export function deniedFields(
 ): GraphQLError[] {
   const operation = getOperationAST(document, operationName);
   if (!operation) return [];
+  // An operation its caller's scopes allow is remembered per document and set of scopes: the same
+  // dashboard query from the same kind of caller is walked once, not per request.
+  const allowedKey = `${operationName ?? ''}\n${scopesKeyOf(principal)}`;
+  let allowed = allowedOperations.get(supergraph)?.get(document);
+  if (allowed?.has(allowedKey)) return [];
   const requirements = scopeRequirementsOf(supergraph);
   const schema = supergraph.schema;
   const fragments = new Map<string, FragmentDefinitionNode>();
@@ -151,7 +157,22 @@ export function deniedFields(
     },
   });
   for (let next = pending.shift(); next; next = pending.shift()) visit(next, visitor);
+  if (denied.size === 0) {
+    let byDocument = allowedOperations.get(supergraph);
+    if (!byDocument) allowedOperations.set(supergraph, (byDocument = new WeakMap()));
+    if (!allowed) byDocument.set(document, (allowed = new Set()));
+    if (allowed.size < 100) allowed.add(allowedKey);
+  }
   return [...denied.values()];
+}
+
+const allowedOperations = new WeakMap<LoadedSupergraph, WeakMap<DocumentNode, Set<string>>>();
+const scopesKeys = new WeakMap<Principal, string>();
+
+function scopesKeyOf(principal: Principal): string {
+  let key = scopesKeys.get(principal);
+  if (key === undefined) scopesKeys.set(principal, (key = [...effectiveScopes(principal)].sort().join(' ')));
+  return key;
 }
 
 /**
