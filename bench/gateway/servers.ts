@@ -15,7 +15,14 @@ import { benchSubgraphs } from './subgraphs.ts';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** The gateways compared, ours first. */
-export const PEERS = ['pulsegraph', 'apollo-server', 'apollo-yoga', 'hive-gateway', 'mercurius'] as const;
+export const PEERS = [
+  'pulsegraph',
+  'pulsegraph-nodedupe',
+  'apollo-server',
+  'apollo-yoga',
+  'hive-gateway',
+  'mercurius',
+] as const;
 /** One of the gateways compared. */
 export type Peer = (typeof PEERS)[number];
 
@@ -32,6 +39,8 @@ export interface BenchProcess {
 /** Where each peer's entry point is, and what it needs besides a port. */
 const ENTRY: Record<Peer, string> = {
   pulsegraph: 'gateway/server.ts',
+  // Ours with SUBGRAPH_DEDUPE=false: every request sends all of its plan's fetches.
+  'pulsegraph-nodedupe': 'gateway/server.ts',
   'apollo-server': 'bench/gateway/peers/apolloServer.ts',
   'apollo-yoga': 'bench/gateway/peers/apolloYoga.ts',
   'hive-gateway': 'bench/gateway/peers/hiveGateway.ts',
@@ -112,7 +121,8 @@ export async function startPeer(peer: Peer, options: PeerOptions): Promise<Bench
     BENCH_SUBGRAPHS: JSON.stringify(options.subgraphUrls),
     BENCH_PORT: String(port),
   };
-  if (peer === 'pulsegraph') Object.assign(env, ourGatewayEnv(options, port));
+  if (peer.startsWith('pulsegraph')) Object.assign(env, ourGatewayEnv(options, port));
+  if (peer === 'pulsegraph-nodedupe') env['SUBGRAPH_DEDUPE'] = 'false';
   const child = spawnTied(command, args, { cwd: ROOT, env });
   const tail = outputTail(child);
   const url = `http://127.0.0.1:${port}/graphql`;
