@@ -210,7 +210,7 @@ function flatten(value: unknown, path: ResponsePath): ResultMap | ResultMap[] | 
     let at = value;
     for (const key of path) {
       if (at == null || typeof at !== 'object' || Array.isArray(at)) return undefined;
-      at = Object.hasOwn(at, key as string) ? (at as ResultMap)[key as string] : undefined;
+      at = Object.hasOwn(at, key) ? (at as ResultMap)[key as string] : undefined;
     }
     return at == null ? undefined : (at as ResultMap | ResultMap[]);
   }

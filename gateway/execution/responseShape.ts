@@ -80,7 +80,7 @@ export function operationShape(
   let byOperation = shapes.get(schema);
   if (!byOperation) shapes.set(schema, (byOperation = new WeakMap()));
   let byConditions = byOperation.get(operation);
-  if (!byConditions) byOperation.set(operation, (byConditions = new Map()));
+  if (!byConditions) byOperation.set(operation, (byConditions = new Map<string, OperationShape>()));
   let names = conditionVariables.get(operation);
   if (!names) conditionVariables.set(operation, (names = conditionVariablesOf(document, operation)));
   const key = names.map((name) => `${name}=${String(variableValue(operation, variables, name))}`).join('&');
