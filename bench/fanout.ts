@@ -1,6 +1,7 @@
 // Fan-out benchmark: publish-to-receipt latency of live KPI values, from the KPI stream through a gateway
-// process on core 0 to N graphql-ws subscribers on core 1, against a bare `ws` server on core 0 sending
-// a pre-serialized frame of the same size to the same N clients. Phases alternate (A B A B).
+// process on core 0 to N graphql-ws subscribers on core 1, against two peers on core 0 serving the same N
+// clients: a bare `ws` server sending one pre-serialized frame of the same size (the ceiling), and
+// graphql-ws's own server executing the selection once per subscriber. Phases alternate (A B C A B C).
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { execFileSync } from 'node:child_process';
@@ -13,15 +14,11 @@ import { envelope } from '../streams/envelope.ts';
 import { subjects } from '../streams/subjects.ts';
 import { calibrateHttp } from './calibrate.ts';
 import { pinningUnavailable, pinSelf, residentMiB } from './cores.ts';
-import { latencyRow, printLatencyTable } from './fanout/latencyTable.ts';
+import { latencyRow, printLatencyTable, type LatencyRow } from './fanout/latencyTable.ts';
 import { runPhase, type PhaseOptions, type PhaseResult } from './fanout/phase.ts';
-import {
-  readMetrics,
-  readMetricsWhenIdle,
-  startGatewayProcess,
-  startRawBroadcaster,
-} from './fanout/servers.ts';
-import type { RawBroadcaster, ServerProcess } from './fanout/servers.ts';
+import { readMetrics, readMetricsWhenIdle, startGatewayProcess, startStdinServer } from './fanout/servers.ts';
+import type { ServerProcess, StdinServer } from './fanout/servers.ts';
+import { median, printTarget } from './report.ts';
 
 const REQUESTED = Number(process.env['BENCH_SUBSCRIBERS'] ?? 10_000);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 20);
@@ -73,31 +70,55 @@ async function publishKpi(js: JetStreamClient, value: number): Promise<void> {
   await js.publish(subjects.kpi(TENANT, CODE), JSON.stringify(message));
 }
 
-/** Prints what the phases measured: the table, the ratios, and what the gateway process reported. */
-function report(count: number, runs: Record<'gateway' | 'raw', PhaseResult[]>, calibration: number): void {
-  const gatewayRow = latencyRow('gateway (median)', runs.gateway);
-  const rawRow = latencyRow('raw ws (median)', runs.raw);
+type Server = 'gateway' | 'raw' | 'graphql-ws';
+const SERVERS: Record<Server, string> = { gateway: 'gateway', raw: 'raw ws', 'graphql-ws': 'graphql-ws' };
+
+/** Prints what the phases measured: the table, the ratios, the targets of issue #10. */
+function report(count: number, runs: Record<Server, PhaseResult[]>, calibration: number): void {
+  const medians = Object.fromEntries(
+    Object.entries(SERVERS).map(([server, label]) => [
+      server,
+      latencyRow(`${label} (median)`, runs[server as Server]),
+    ]),
+  ) as Record<Server, LatencyRow>;
   const unpinned = pinningUnavailable();
   console.log(
     `\nfanout: ${count.toLocaleString('en')} subscribers, one update per second for ${SECONDS} s, ` +
-      `A B A B x${ROUNDS}, frames of ${runs.gateway[0]!.sample.length} bytes`,
+      `A B C x${ROUNDS}, frames of ${runs.gateway[0]!.sample.length} bytes`,
   );
   console.log(
     unpinned
       ? `pinning: none (${unpinned}); servers and clients share every core`
-      : 'pinning: gateway and raw ws server on core 0 (taskset -c 0); this process (clients, publisher, ' +
-          'NATS, Postgres, subgraphs) on core 1 (taskset -a -p -c 1)',
+      : 'pinning: each server on core 0 (taskset -c 0); this process (clients, publisher, NATS, Postgres, ' +
+          'subgraphs) on core 1 (taskset -a -p -c 1)',
   );
   console.log(`calibration: bare node:http on one core: ${Math.round(calibration)} requests/s`);
-  const phases = runs.gateway.flatMap((run, i) => [run, runs.raw[i]!]);
+  const phases = runs.gateway.flatMap((run, i) => [run, runs.raw[i]!, runs['graphql-ws'][i]!]);
   printLatencyTable('publish-to-receipt latency', [
     ...phases.map((run) => latencyRow(run.name, [run])),
-    gatewayRow,
-    rawRow,
+    ...Object.values(medians),
   ]);
+  const { gateway, raw } = medians;
+  const peer = medians['graphql-ws'];
+  const vs = (row: LatencyRow, key: 'p50' | 'p99') => (row[key] / gateway[key]).toFixed(2);
   console.log(
-    `summary: gateway p50 ${gatewayRow.p50.toFixed(1)} ms = ${(gatewayRow.p50 / rawRow.p50).toFixed(2)}x raw ws, ` +
-      `p99 ${gatewayRow.p99.toFixed(1)} ms = ${(gatewayRow.p99 / rawRow.p99).toFixed(2)}x raw ws`,
+    `summary: gateway p50 ${gateway.p50.toFixed(1)} ms, p99 ${gateway.p99.toFixed(1)} ms; raw ws is ` +
+      `${vs(raw, 'p50')}x / ${vs(raw, 'p99')}x of that, graphql-ws per subscriber ${vs(peer, 'p50')}x / ` +
+      `${vs(peer, 'p99')}x (p50 / p99)`,
+  );
+  const completeness = Math.min(...runs.gateway.map((run) => latencyRow(run.name, [run]).completeness));
+  printTarget(`completeness 1.0 in every gateway phase (${completeness.toFixed(4)})`, completeness === 1);
+  const vsRaw = gateway.p99 / raw.p99;
+  printTarget(`p99 within 1.3x of the raw ws broadcast (${vsRaw.toFixed(2)}x)`, vsRaw <= 1.3);
+  const vsPeer = peer.p99 / gateway.p99;
+  printTarget(
+    `p99 >= 2x better than graphql-ws executing per subscriber (${vsPeer.toFixed(2)}x)`,
+    vsPeer >= 2,
+  );
+  const cpu = (server: Server) => median(runs[server].map((run) => run.cpuMsPerUpdate)).toFixed(0);
+  console.log(
+    `server CPU ms per update (median): gateway ${cpu('gateway')}, raw ws ${cpu('raw')}, ` +
+      `graphql-ws ${cpu('graphql-ws')}`,
   );
   const outOfOrder = phases.reduce((sum, run) => sum + run.outOfOrder, 0);
   if (outOfOrder) console.log(`${outOfOrder} values arrived twice or out of order`);
@@ -112,7 +133,8 @@ export async function benchFanout(): Promise<void> {
   let postgres: PostgresHandle | undefined;
   let platform: LocalPlatform | undefined;
   let gateway: ServerProcess | undefined;
-  let raw: RawBroadcaster | undefined;
+  let raw: StdinServer | undefined;
+  let peer: StdinServer | undefined;
   let nc: NatsConnection | undefined;
   try {
     await chmod(dir, 0o755);
@@ -121,7 +143,8 @@ export async function benchFanout(): Promise<void> {
     platform = await startLocalPlatform({ clusterAdminUrl: postgres.adminUrl, appPassword: 'bench-app' });
     const calibration = await calibrateHttp();
     gateway = await startGatewayProcess(platform);
-    raw = await startRawBroadcaster();
+    raw = await startStdinServer('raw');
+    peer = await startStdinServer('graphql-ws');
     nc = await connect({ servers: platform.nats.url });
     const js = jetstream(nc);
     const define = `mutation { defineKpi(input: { code: "${CODE}", name: "Orders", unit: "count", eventName: "order.placed", aggregation: COUNT }) { code } }`;
@@ -138,7 +161,7 @@ export async function benchFanout(): Promise<void> {
     await publishKpi(js, value++); // the snapshot every subscriber starts with: its sign of being ready
 
     const counters = new Map(COUNTERS.map((name) => [name, 0]));
-    const runs = { gateway: [] as PhaseResult[], raw: [] as PhaseResult[] };
+    const runs: Record<Server, PhaseResult[]> = { gateway: [], raw: [], 'graphql-ws': [] };
     const idleRss = residentMiB(gateway.pid);
     const idle: string[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
@@ -158,8 +181,14 @@ export async function benchFanout(): Promise<void> {
         Object.assign(next.payload.data.kpiUpdated, { value: v, at: new Date().toISOString() });
         return JSON.stringify(next);
       };
-      const broadcast = (v: number) => raw!.broadcast(frame(v));
+      const broadcast = (v: number) => raw!.send(frame(v));
       runs.raw.push(await runPhase({ ...common, name: `raw ws #${round}`, server: raw, publish: broadcast }));
+      // The peer's values: the gateway's, each a new value at the time of publication.
+      const { kpiUpdated } = next.payload.data;
+      const value = (v: number) =>
+        peer!.send(JSON.stringify({ ...kpiUpdated, value: v, at: new Date().toISOString() }));
+      const name = `graphql-ws #${round}`;
+      runs['graphql-ws'].push(await runPhase({ ...common, name, server: peer, publish: value, handshake }));
     }
 
     idle.push(`at the end, idle through the last raw phase: ${gauges(await readMetrics(gateway.wsUrl))}`);
@@ -183,6 +212,7 @@ export async function benchFanout(): Promise<void> {
   } finally {
     await nc?.close();
     await raw?.stop();
+    await peer?.stop();
     await gateway?.stop();
     await platform?.stop();
     if (platform) await rm(platform.dataDir, { recursive: true, force: true });

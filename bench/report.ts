@@ -16,3 +16,8 @@ export function printTable(title: string, rows: Array<[string, number, number]>)
     );
   }
 }
+
+/** Prints one target of issue #10, met or missed, with the figure it was judged on in `what`. */
+export function printTarget(what: string, met: boolean): void {
+  console.log(`target ${met ? 'met   ' : 'MISSED'} ${what}`);
+}

@@ -1,5 +1,6 @@
-// The two servers the fan-out bench compares, each a process of its own on core 0: the real gateway
-// (gateway/server.ts against the local platform's subgraphs and NATS) and a bare `ws` broadcaster.
+// The servers the fan-out bench compares, each a process of its own on core 0: the real gateway
+// (gateway/server.ts against the local platform's subgraphs and NATS), a bare `ws` broadcaster and
+// graphql-ws's own server.
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -86,15 +87,23 @@ export async function readMetricsWhenIdle(wsUrl: string, timeoutMs = 10_000): Pr
   return metrics;
 }
 
-/** The bare `ws` broadcaster (bench/fanout/rawBroadcast.ts) on core 0. */
-export interface RawBroadcaster extends ServerProcess {
-  /** Sends one frame (a line of JSON) to every connected client. */
-  broadcast(frame: string): void;
+/** A server on core 0 fed on stdin: the bare `ws` broadcaster, or the graphql-ws peer. */
+export interface StdinServer extends ServerProcess {
+  /** Sends one line (of JSON) to the server: a frame to broadcast, or a value to publish. */
+  send(line: string): void;
 }
 
-/** Starts the raw broadcaster; resolves once it listens. */
-export async function startRawBroadcaster(): Promise<RawBroadcaster> {
-  const { child, logged } = start(['bench/fanout/rawBroadcast.ts'], {});
+/** Where each stdin-fed server's entry point is. */
+const STDIN_SERVERS = {
+  // A bare `ws` server sending each line, serialized once, to every client.
+  raw: 'bench/fanout/rawBroadcast.ts',
+  // graphql-ws's server executing each value once per subscriber.
+  'graphql-ws': 'bench/fanout/graphqlWsPeer.ts',
+} as const;
+
+/** Starts a stdin-fed server; resolves once it listens. */
+export async function startStdinServer(kind: keyof typeof STDIN_SERVERS): Promise<StdinServer> {
+  const { child, logged } = start([STDIN_SERVERS[kind]], {});
   const listening = new Promise<number>((resolve) => {
     const onLine = (chunk: Buffer) => {
       const port = /listening (\d+)/.exec(chunk.toString())?.[1];
@@ -106,13 +115,13 @@ export async function startRawBroadcaster(): Promise<RawBroadcaster> {
   });
   const port = await Promise.race([
     listening,
-    once(child, 'exit').then(() => Promise.reject(new Error(`rawBroadcast exited: ${logged.join('\n')}`))),
+    once(child, 'exit').then(() => Promise.reject(new Error(`${kind} exited: ${logged.join('\n')}`))),
   ]);
   return {
     pid: child.pid!,
     wsUrl: `ws://127.0.0.1:${port}`,
     logged,
-    broadcast: (frame) => void child.stdin!.write(`${frame}\n`),
+    send: (line) => void child.stdin!.write(`${line}\n`),
     async stop() {
       child.stdin!.end(); // it exits when stdin ends; a signal only if it does not
       const timer = setTimeout(() => void stopChild(child), 5_000);
