@@ -122,7 +122,14 @@ async function main(): Promise<void> {
   for (const [name, port] of subgraphs) await waitFor200(name, `http://127.0.0.1:${port}/healthz`);
   if (shuttingDown) return;
   await dashboard;
-  spawnService('gateway', 'gateway/server.ts', childEnv);
+  // The supergraph routes to the default ports: the gateway follows the ports the subgraphs were given.
+  const routing = Object.fromEntries(
+    subgraphs.map(([name, port]) => [
+      `SUBGRAPH_${name.toUpperCase()}_URL`,
+      env[`SUBGRAPH_${name.toUpperCase()}_URL`] || `http://127.0.0.1:${port}/graphql`,
+    ]),
+  );
+  spawnService('gateway', 'gateway/server.ts', { ...childEnv, ...routing });
   await waitFor200('gateway', `http://127.0.0.1:${config.GATEWAY_PORT}/readyz`);
   if (shuttingDown) return;
   logs.write(

@@ -6,18 +6,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isRunning } from '../scripts/childProcesses.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isPortFree, pollUntil } from '../scripts/network.ts';
+import { freePort, isPortFree, pollUntil } from '../scripts/network.ts';
 import { createTestDatabase, services, type TestDatabase } from './support/services.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const ports = {
-  GATEWAY_PORT: 4000,
-  METADATA_PORT: 4001,
-  METRICS_PORT: 4002,
-  REPORTS_PORT: 4003,
-  INSIGHTS_PORT: 4004,
-};
-const UP_LINE = 'Pulsegraph is up: http://127.0.0.1:4000/graphql';
+// Free ports, not the defaults: the gateway must route to the subgraphs where start.ts put them.
+const ports: Record<string, number> = {};
+const SERVICES = ['GATEWAY', 'METADATA', 'METRICS', 'REPORTS', 'INSIGHTS'];
 
 describe('npm start', () => {
   let database: TestDatabase;
@@ -27,11 +22,7 @@ describe('npm start', () => {
   const servicePids = () => [...output.matchAll(/started ([\w-]+) \(pid (\d+)\)/g)].map((m) => Number(m[2]));
 
   beforeAll(async () => {
-    for (const [name, port] of Object.entries(ports)) {
-      if (!(await isPortFree(port))) {
-        throw new Error(`start.test.ts needs the default ports 4000-4004, but ${port} (${name}) is in use`);
-      }
-    }
+    for (const name of SERVICES) ports[`${name}_PORT`] = await freePort();
     database = await createTestDatabase();
     dataDir = await mkdtemp(join(tmpdir(), 'pulsegraph-start-'));
   });
@@ -60,6 +51,7 @@ describe('npm start', () => {
           REDIS_URL: redisUrl,
           DATA_DIR: dataDir,
           LOG_LEVEL: 'info',
+          ...Object.fromEntries(Object.entries(ports).map(([name, port]) => [name, String(port)])),
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -68,13 +60,19 @@ describe('npm start', () => {
       child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
-      const up = await pollUntil(() => Promise.resolve(output.includes(UP_LINE)), {
-        timeoutMs: 60_000,
-        intervalMs: 200,
-        stop: () => child.exitCode !== null,
-      });
+      const up = await pollUntil(
+        () =>
+          Promise.resolve(
+            output.includes(`Pulsegraph is up: http://127.0.0.1:${ports['GATEWAY_PORT']}/graphql`),
+          ),
+        {
+          timeoutMs: 60_000,
+          intervalMs: 200,
+          stop: () => child.exitCode !== null,
+        },
+      );
       expect(up, `no "Pulsegraph is up" line within 60 s; output:\n${output.slice(-4000)}`).toBe(true);
-      expect((await fetch('http://127.0.0.1:4000/readyz')).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${ports['GATEWAY_PORT']}/readyz`)).status).toBe(200);
       const pids = servicePids();
       // Four subgraphs, the gateway, the event writer, the KPI calculator, the report scheduler and
       // worker, and the insight detector.
