@@ -1,16 +1,20 @@
 // Ingest benchmark: sustained events/s end to end (GraphQL ingestEvents and POST /events, until every
-// event is stored with its rollups) against raw JetStream publishing of the same events on this machine.
+// event is stored with its rollups) against raw JetStream publishing of the same events, and raw Postgres
+// COPY of them into a table shaped like `events`, on this machine.
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { mkdtemp, rm, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { streamDefinitions } from '../streams/definitions.ts';
 import { publishAll } from '../streams/publisher.ts';
-import { startLocalPlatform, type LocalPlatform } from '../scripts/localPlatform.ts';
+import { startPlatformProcesses, type PlatformProcesses } from './ingest/platformProcesses.ts';
 import { startPostgres } from '../scripts/localServices.ts';
-import { median, printTable } from './report.ts';
+import { median, printTable, printTarget } from './report.ts';
 
 const EVENTS = Number(process.env['BENCH_EVENTS'] ?? 50_000);
 const BATCH = 1_000;
@@ -51,8 +55,19 @@ async function waitStored(admin: pg.Pool, expected: number): Promise<void> {
   }
 }
 
+/** POSTs an operation to the gateway; throws on an error. */
+async function graphql(platform: PlatformProcesses, token: string, query: string, variables?: object) {
+  const response = await fetch(new URL('/graphql', platform.gatewayUrl), {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as { errors?: unknown[] };
+  if (!response.ok || body.errors) throw new Error(`${response.status}: ${JSON.stringify(body)}`);
+}
+
 async function endToEnd(
-  platform: LocalPlatform,
+  platform: PlatformProcesses,
   admin: pg.Pool,
   round: number,
   via: 'graphql' | 'http',
@@ -63,11 +78,14 @@ async function endToEnd(
   const started = performance.now();
   await inBatches(events, async (batch) => {
     if (via === 'graphql') {
-      const { body } = await platform.graphql(
+      await graphql(
+        platform,
+        token,
         'mutation ($e: [EventInput!]!) { ingestEvents(events: $e) { accepted } }',
-        { token, variables: { e: batch } },
+        {
+          e: batch,
+        },
       );
-      if (body.errors) throw new Error(JSON.stringify(body.errors));
     } else {
       const response = await fetch(new URL('/events', platform.gatewayUrl), {
         method: 'POST',
@@ -99,32 +117,59 @@ async function rawPublish(url: string, round: number): Promise<number> {
   return rate;
 }
 
+/** A COPY text-format field: backslash, tab and line breaks escaped. */
+const copyField = (text: string) =>
+  text.replace(/[\\\t\n\r]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' })[c]!);
+
+/** Events/s of COPY into a table with the columns and index of `events` (no rollups, no dedupe), as the owner. */
+async function rawCopy(admin: pg.Pool, round: number): Promise<number> {
+  await admin.query(
+    'CREATE TABLE IF NOT EXISTS bench_copy (LIKE events INCLUDING DEFAULTS INCLUDING INDEXES); TRUNCATE bench_copy',
+  );
+  const events = makeEvents(200 + round, EVENTS);
+  const started = performance.now();
+  await inBatches(events, async (batch) => {
+    const client = await admin.connect();
+    try {
+      const copy = client.query(
+        copyFrom('COPY bench_copy (tenant_id, event_id, ts, type, name, source, attributes) FROM STDIN'),
+      );
+      const lines = batch.map(
+        (e) =>
+          `bench\t${e.id}\t${e.timestamp}\t${e.type}\t${e.name}\t${e.source}\t${copyField(JSON.stringify(e.attributes))}\n`,
+      );
+      await pipeline(Readable.from([lines.join('')]), copy);
+    } finally {
+      client.release();
+    }
+  });
+  return EVENTS / ((performance.now() - started) / 1000);
+}
+
 /** Runs the ingest benchmark and prints its table and ratios. */
 export async function benchIngest(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'pulsegraph-bench-'));
   await chmod(dir, 0o755);
   const postgres = await startPostgres({ dataDir: join(dir, 'pg'), persistent: false });
-  const platform = await startLocalPlatform({
-    clusterAdminUrl: postgres.adminUrl,
-    appPassword: 'bench-app',
-    workers: true,
-  });
-  const admin = new pg.Pool({ connectionString: platform.adminUrl, max: 2 });
+  const platform = await startPlatformProcesses(postgres.adminUrl, dir);
+  const admin = new pg.Pool({ connectionString: platform.adminUrl, max: CLIENTS + 1 });
   try {
     const define = `mutation { defineKpi(input: { code: "revenue", name: "Revenue", eventName: "checkout.completed", aggregation: SUM, valueField: "amount", dimensions: ["country"] }) { code } }`;
-    await platform.graphql(define, { token: await platform.token('bench', ['admin']) });
+    await graphql(platform, await platform.token('bench', ['admin']), define);
     let stored = 0;
     // Warm-up: JIT, pools and consumers, not counted.
     await endToEnd(platform, admin, 0, 'graphql', stored);
     stored += EVENTS;
     const results = {
       raw: [] as number[],
+      copy: [] as number[],
       graphqlAcked: [] as number[],
       graphqlStored: [] as number[],
       httpStored: [] as number[],
     };
     for (let round = 1; round <= ROUNDS; round++) {
-      results.raw.push(await rawPublish(platform.nats.url, round));
+      results.raw.push(await rawPublish(platform.natsUrl, round));
+      results.copy.push(await rawCopy(admin, round));
       const viaGraphql = await endToEnd(platform, admin, round, 'graphql', stored);
       stored += EVENTS;
       const viaHttp = await endToEnd(platform, admin, round, 'http', stored);
@@ -138,6 +183,7 @@ export async function benchIngest(): Promise<void> {
       `ingest: ${EVENTS} events per run, batches of ${BATCH}, ${CLIENTS} clients, median of ${ROUNDS}`,
       [
         ['raw JetStream publish (bounded in-flight acks)', raw, 1],
+        ['raw Postgres COPY into a table like events', median(results.copy), median(results.copy) / raw],
         [
           'ingestEvents via gateway, acknowledged',
           median(results.graphqlAcked),
@@ -155,8 +201,19 @@ export async function benchIngest(): Promise<void> {
         ],
       ],
     );
+    const rate = median(results.graphqlStored);
     console.log(
-      `summary: end to end ${Math.round(median(results.graphqlStored))} events/s = ${(median(results.graphqlStored) / raw).toFixed(2)}x raw JetStream publish`,
+      `summary: end to end ${Math.round(rate)} events/s = ${(rate / raw).toFixed(2)}x raw JetStream ` +
+        `publish, ${(rate / median(results.copy)).toFixed(2)}x raw Postgres COPY`,
+    );
+    printTarget(`end to end >= 0.5x raw JetStream publish (${(rate / raw).toFixed(2)}x)`, rate / raw >= 0.5);
+    const { rows } = await admin.query<{ n: string; ids: string }>(
+      "SELECT count(*) AS n, count(DISTINCT event_id) AS ids FROM events WHERE tenant_id = 'bench'",
+    );
+    const [count, ids] = [Number(rows[0]!.n), Number(rows[0]!.ids)];
+    printTarget(
+      `zero loss (${count} events stored of ${stored} sent, ${ids} distinct ids)`,
+      count === stored && ids === stored,
     );
   } finally {
     await admin.end();
