@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signDevToken } from '../lib/devKeys.ts';
 import { calibrateHttp } from './calibrate.ts';
-import { cpuSeconds, pinningUnavailable, pinSelf, residentMiB } from './cores.ts';
-import { percentile, runLoad, type Exchange, type LoadResult } from './gateway/load.ts';
+import { pinningUnavailable, pinSelf, residentMiB } from './cores.ts';
+import type { Exchange } from './gateway/load.ts';
+import { measure as measurePhase, med, type Phase } from './gateway/measure.ts';
 import { summarizeProfile } from './gateway/profile.ts';
 import { BENCH_QUERY, BENCH_QUERY_WITH_VARIABLE, PRODUCT_COUNT } from './gateway/query.ts';
 import {
@@ -22,8 +23,7 @@ import {
   type Peer,
   type PeerOptions,
 } from './gateway/servers.ts';
-import { fixed, printColumns, whole } from './gateway/table.ts';
-import { median } from './report.ts';
+import { fixed, printColumns, printFixedRate, whole } from './gateway/table.ts';
 
 // Read when the bench starts (run.ts sets BENCH_QUICK after the imports).
 const quick = () => process.env['BENCH_QUICK'] === '1';
@@ -41,21 +41,6 @@ type Pass = (typeof PASSES)[number];
 const PEERS = ALL_PEERS.filter(
   (peer) => !process.env['BENCH_PEERS'] || process.env['BENCH_PEERS'].split(',').includes(peer),
 );
-
-/** One closed-loop phase of one peer. */
-interface Phase {
-  rps: number;
-  cpuMsPerRequest: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  fetchesPerRequest: number;
-  rssMiB: number;
-  mismatches: number;
-  failures: number;
-  requests: number;
-  firstMismatch?: string;
-}
 
 /** Sends one operation to a peer; the body as answered, without Apollo Server's trailing newline. */
 async function ask(url: string, token: string, body: string): Promise<string> {
@@ -89,55 +74,23 @@ async function exchangesFrom(url: string, token: string): Promise<Record<Pass, (
   };
 }
 
-/** Runs one load phase against a peer, measuring its CPU time and the subgraph fetches it caused. */
-async function measure(
+/** Runs one load phase against a peer, counting the subgraph fetches it caused. */
+const measure = (
   peer: BenchProcess,
   subgraphUrls: Record<string, string>,
   token: string,
   exchange: (n: number) => Exchange,
   seconds: number,
   rate?: number,
-): Promise<Phase & { load: LoadResult }> {
-  const cpuBefore = cpuSeconds(peer.pid);
-  const fetchesBefore = await subgraphFetches(subgraphUrls);
-  const load = await runLoad({
-    url: peer.url,
-    headers: { authorization: `Bearer ${token}` },
+) =>
+  measurePhase(peer, {
+    token,
     connections: CONNECTIONS,
+    exchange,
     seconds,
     rate,
-    exchange,
+    fetches: () => subgraphFetches(subgraphUrls),
   });
-  // Requests in flight when the run ended still cost CPU and fetches: wait until the subgraphs are idle,
-  // and count per request sent.
-  let fetchesAfter = await subgraphFetches(subgraphUrls);
-  for (let quiet = 0; quiet < 3;) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const now = await subgraphFetches(subgraphUrls);
-    quiet = now === fetchesAfter ? quiet + 1 : 0;
-    fetchesAfter = now;
-  }
-  const cpu = cpuSeconds(peer.pid) - cpuBefore;
-  const fetches = fetchesAfter - fetchesBefore;
-  return {
-    load,
-    rps: load.requests / load.seconds,
-    cpuMsPerRequest: (cpu * 1000) / load.sent,
-    p50: percentile(load.latencies, 0.5),
-    p95: percentile(load.latencies, 0.95),
-    p99: percentile(load.latencies, 0.99),
-    fetchesPerRequest: fetches / load.sent,
-    rssMiB: residentMiB(peer.pid),
-    mismatches: load.mismatches,
-    failures: load.failures,
-    requests: load.requests,
-    firstMismatch: load.firstMismatch,
-  };
-}
-
-/** The median of a field over phases. */
-const med = (phases: Phase[], field: keyof Omit<Phase, 'firstMismatch'>) =>
-  median(phases.map((p) => p[field]));
 
 /** Profiles our gateway under the closed loop and prints where its CPU time went. */
 async function profileOurs(
@@ -292,22 +245,9 @@ export async function benchGateway(): Promise<void> {
         }),
       );
     }
-    printColumns(
+    printFixedRate(
       `fixed rate: ${whole(rate)} requests/s offered to each (${OPEN_LOOP_SHARE}x ${REFERENCE}'s closed-loop rate), same query`,
-      ['gateway', 'achieved req/s', 'p50 ms', 'p95 ms', 'p99 ms', 'CPU ms/req', 'bad', 'failed'],
-      PEERS.map((name) => {
-        const phases = open.get(name)!;
-        return [
-          name,
-          whole(med(phases, 'rps')),
-          fixed(med(phases, 'p50')),
-          fixed(med(phases, 'p95')),
-          fixed(med(phases, 'p99')),
-          fixed(med(phases, 'cpuMsPerRequest'), 2),
-          String(phases.reduce((s, p) => s + p.mismatches, 0)),
-          String(phases.reduce((s, p) => s + p.failures, 0)),
-        ];
-      }),
+      PEERS.map((name) => [name, open.get(name)!]),
     );
     console.log(`idle RSS MiB: ${PEERS.map((name) => `${name} ${whole(idleRss.get(name)!)}`).join(', ')}`);
     for (const [key, phases] of closed)

@@ -1,15 +1,14 @@
 // KPI query benchmark: a 30-day hourly series of a SUM KPI over 10,000,000 stored events, read from the
 // rollups (the metrics subgraph's own SQL, and end to end through the gateway) against the same series
 // computed from the raw events with date_bin. Every answer is checked against the raw one.
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { createPool, withTenant } from '../db/pool.ts';
-import { startLocalPlatform, type LocalPlatform } from '../scripts/localPlatform.ts';
-import { startPostgres, type PostgresHandle } from '../scripts/localServices.ts';
 import { rollupStore } from '../subgraphs/metrics/rollupStore.ts';
 import { calibrateHttp } from './calibrate.ts';
+import { startBenchPlatform, type BenchPlatform } from './platform.ts';
 import { fixed, printColumns, whole } from './gateway/table.ts';
 import { percentile } from './gateway/load.ts';
 import { median } from './report.ts';
@@ -87,20 +86,16 @@ export async function benchKpiQuery(): Promise<void> {
   const rawPerRound = 1; // a raw series over 10M events takes seconds
   const rollupPerRound = quick ? 20 : 100;
   const dir = await mkdtemp(join(tmpdir(), 'pulsegraph-kpi-bench-'));
-  let postgres: PostgresHandle | undefined;
-  let platform: LocalPlatform | undefined;
+  let bench: BenchPlatform | undefined;
   let pool: pg.Pool | undefined;
   const admin = { client: undefined as pg.Client | undefined };
   try {
-    await chmod(dir, 0o755);
-    postgres = await startPostgres({ dataDir: join(dir, 'pg'), persistent: false });
     // No workers: nothing but this bench writes events or rollups.
-    platform = await startLocalPlatform({
-      clusterAdminUrl: postgres.adminUrl,
-      appPassword: 'bench-app',
+    bench = await startBenchPlatform(dir, {
       logLevel: 'warn',
       env: { RATE_LIMIT_QUERIES_PER_MINUTE: '0', RATE_LIMIT_QUERIES_PER_MINUTE_PER_TOKEN: '0' },
     });
+    const { platform } = bench;
     const calibration = await calibrateHttp(quick ? 1_000 : 3_000);
     const token = await platform.token(TENANT, ['admin']);
     const define = `mutation { defineKpi(input: { code: "${CODE}", name: "Ticks", eventName: "tick", aggregation: SUM, valueField: "v" }) { code } }`;
@@ -141,7 +136,7 @@ export async function benchKpiQuery(): Promise<void> {
     const query = `query ($t: TimeRangeInput!) { kpi(code: "${CODE}") { series(timeRange: $t) { value } } }`;
     const variables = { t: { start: range.from.toISOString(), end: range.to.toISOString(), interval: '1h' } };
     const viaGateway = async () => {
-      const { body } = await platform!.graphql(query, { token, variables });
+      const { body } = await platform.graphql(query, { token, variables });
       if (body.errors) throw new Error(`series failed: ${JSON.stringify(body.errors)}`);
       return (body.data as { kpi: { series: Array<{ value: number }> } }).kpi.series.map((v) => v.value);
     };
@@ -204,9 +199,7 @@ export async function benchKpiQuery(): Promise<void> {
   } finally {
     await admin.client?.end();
     await pool?.end();
-    await platform?.stop();
-    if (platform) await rm(platform.dataDir, { recursive: true, force: true });
-    await postgres?.stop();
+    await bench?.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -1,4 +1,5 @@
 // npm run bench [-- name] [-- --quick]: runs every benchmark, or the named one, and prints tables of ratios.
+import { benchDashboard } from './dashboard.ts';
 import { benchFanout } from './fanout.ts';
 import { benchGateway } from './gateway.ts';
 import { benchIngest } from './ingest.ts';
@@ -9,6 +10,7 @@ const benches: Record<string, () => Promise<void>> = {
   fanout: benchFanout,
   gateway: benchGateway,
   'kpi-query': benchKpiQuery,
+  dashboard: benchDashboard,
 };
 // --quick: short phases and small data, to check that a bench runs end to end (figures indicative only).
 const args = process.argv.slice(2);

@@ -107,6 +107,8 @@ export interface PeerOptions {
   dataDir: string;
   /** Extra node flags (e.g. --cpu-prof) for our gateway. */
   nodeFlags?: string[];
+  /** Extra environment of every peer (e.g. BENCH_FORWARD_HEADERS), over the rest. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Starts one gateway on core 0; resolves once it answers GraphQL. */
@@ -123,6 +125,7 @@ export async function startPeer(peer: Peer, options: PeerOptions): Promise<Bench
   };
   if (peer.startsWith('pulsegraph')) Object.assign(env, ourGatewayEnv(options, port));
   if (peer === 'pulsegraph-nodedupe') env['SUBGRAPH_DEDUPE'] = 'false';
+  Object.assign(env, options.env);
   const child = spawnTied(command, args, { cwd: ROOT, env });
   const tail = outputTail(child);
   const url = `http://127.0.0.1:${port}/graphql`;

@@ -1,5 +1,5 @@
 // Peer: @apollo/gateway's executor inside graphql-yoga on node:http (what @envelop/apollo-federation did).
-// Env: BENCH_SUPERGRAPH (file), BENCH_PORT. Prints "listening <port>".
+// Env: BENCH_SUPERGRAPH (file), BENCH_PORT, BENCH_FORWARD_HEADERS (optional). Prints "listening <port>".
 import { ApolloGateway } from '@apollo/gateway';
 import { getOperationAST, print, type ExecutionArgs } from 'graphql';
 import { createYoga, type Plugin } from 'graphql-yoga';
@@ -7,8 +7,13 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { forwardingDataSources } from './apolloForwarding.ts';
+import { FORWARDED_HEADERS, forwardedHeaders } from './forwardHeaders.ts';
 
-const gateway = new ApolloGateway({ supergraphSdl: readFileSync(process.env['BENCH_SUPERGRAPH']!, 'utf8') });
+const gateway = new ApolloGateway({
+  supergraphSdl: readFileSync(process.env['BENCH_SUPERGRAPH']!, 'utf8'),
+  buildService: forwardingDataSources(),
+});
 const { schema, executor } = await gateway.load();
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const hashes = new WeakMap<object, { query: string; hash: string }>();
@@ -49,6 +54,12 @@ const apolloExecution: Plugin = {
 const yoga = createYoga({
   schema,
   plugins: [apolloExecution],
+  // The executor hands this context to the data sources (forwardHeaders.ts); yoga's own otherwise.
+  ...(FORWARDED_HEADERS.length > 0 && {
+    context: ({ request }: { request: Request }) => ({
+      forwarded: forwardedHeaders((name) => request.headers.get(name)),
+    }),
+  }),
   logging: false,
   graphiql: false,
   landingPage: false,
