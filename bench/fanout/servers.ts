@@ -49,6 +49,9 @@ export async function startGatewayProcess(platform: LocalPlatform): Promise<Serv
     HOST: '127.0.0.1',
     GATEWAY_PORT: String(port),
     LOG_LEVEL: 'warn',
+    // Every subscriber is the same tenant and token: 10,000 starts a minute are the bench, not abuse.
+    RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: '0',
+    RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE_PER_TOKEN: '0',
   });
   const base = `http://127.0.0.1:${port}`;
   const exited = () => child.exitCode !== null || child.signalCode !== null;
