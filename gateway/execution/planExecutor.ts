@@ -1,5 +1,8 @@
 // Executes @apollo/query-planner plans: Fetch, Flatten, Sequence, Parallel and Condition nodes over a
 // result tree that starts empty (queries, mutations) or from a subscription event (the plan's rest).
+// Subgraph answers are never written to: requests in flight share them (subgraphFetcher.ts), so the tree
+// links to their objects and copies one (shallow, once per request) only where a later fetch merges into
+// it or below it. Objects the request copied or created are in its `owned` set; everything else is read-only.
 import { applyRewrites, isObjectOfType } from '@apollo/gateway/dist/dataRewrites.js';
 import type { Operation } from '@apollo/federation-internals';
 import {
@@ -28,16 +31,40 @@ export interface PlanContext {
 
 interface Cursor {
   path: ResponsePath;
+  /** Objects of this request's own (in `owned`): fetches merge into them. */
   data: ResultMap | ResultMap[];
   root: ResultMap;
 }
 
-/** Runs a plan node, merging what the subgraphs answer into `data` (the response's root object). */
-export async function executePlan(context: PlanContext, node: PlanNode, data: ResultMap): Promise<void> {
-  await executeNode(context, node, { path: [], data, root: data });
+/** A plan's run: its context, and the objects of the tree it may write to. */
+interface Run extends PlanContext {
+  owned: Set<object>;
 }
 
-async function executeNode(context: PlanContext, node: PlanNode, cursor: Cursor | undefined): Promise<void> {
+/** Runs a plan node, merging what the subgraphs answer into `data` (the response's root object). */
+export async function executePlan(context: PlanContext, node: PlanNode, data: ResultMap): Promise<void> {
+  const run: Run = { ...context, owned: new Set([data]) };
+  await executeNode(run, node, { path: [], data, root: data });
+}
+
+/** `value` if the request owns it, else a shallow copy it owns (the caller links it where `value` was). */
+function own<T extends object>(owned: Set<object>, value: T): T {
+  if (owned.has(value)) return value;
+  const copy = (Array.isArray(value) ? value.slice() : { ...value }) as T;
+  owned.add(copy);
+  return copy;
+}
+
+/** `parent[key]` made the request's own when it is an object or list; `parent` must be owned. */
+function ownChild(owned: Set<object>, parent: ResultMap | unknown[], key: string | number): unknown {
+  const value = (parent as Record<string | number, unknown>)[key];
+  if (value === null || typeof value !== 'object') return value;
+  const mine = own(owned, value);
+  if (mine !== value) (parent as Record<string | number, unknown>)[key] = mine;
+  return mine;
+}
+
+async function executeNode(context: Run, node: PlanNode, cursor: Cursor | undefined): Promise<void> {
   if (!cursor) return;
   switch (node.kind) {
     case 'Sequence':
@@ -47,7 +74,7 @@ async function executeNode(context: PlanContext, node: PlanNode, cursor: Cursor 
       await Promise.all(node.nodes.map((child) => executeNode(context, child, cursor)));
       return;
     case 'Flatten':
-      return executeNode(context, node.node, moveInto(cursor, node.path));
+      return executeNode(context, node.node, moveInto(context, cursor, node.path));
     case 'Fetch':
       try {
         await executeFetch(context, node, cursor);
@@ -67,7 +94,7 @@ async function executeNode(context: PlanContext, node: PlanNode, cursor: Cursor 
   }
 }
 
-async function executeFetch(context: PlanContext, fetch: FetchNode, cursor: Cursor): Promise<void> {
+async function executeFetch(context: Run, fetch: FetchNode, cursor: Cursor): Promise<void> {
   const entities = Array.isArray(cursor.data) ? cursor.data.filter((e) => e != null) : [cursor.data];
   if (entities.length === 0) return;
   const variables: Record<string, unknown> = {};
@@ -75,10 +102,10 @@ async function executeFetch(context: PlanContext, fetch: FetchNode, cursor: Curs
     if (context.variables[name] !== undefined) variables[name] = context.variables[name];
   }
   if (!fetch.requires) {
-    const received = await send(context, fetch, cursor, variables);
+    const answered = await send(context, fetch, cursor, variables);
+    const received = answered && rewritten(context, fetch, answered);
     if (!received) return;
-    applyRewrites(context.supergraphSchema, fetch.outputRewrites, received);
-    for (const entity of entities) deepMerge(entity, received);
+    for (const entity of entities) deepMerge(context.owned, entity, received);
     return;
   }
   const representations: ResultMap[] = [];
@@ -101,11 +128,20 @@ async function executeFetch(context: PlanContext, fetch: FetchNode, cursor: Curs
     );
   }
   found.forEach((entity: ResultMap | null, i) => {
-    if (!entity) return;
-    entity['__typename'] ??= owners[i]!['__typename'];
-    applyRewrites(context.supergraphSchema, fetch.outputRewrites, entity);
-    deepMerge(owners[i]!, entity);
+    if (entity) deepMerge(context.owned, owners[i]!, rewritten(context, fetch, entity, owners[i]));
   });
+}
+
+/**
+ * An answer (or one of its entities, typed as its owner when it says no type) with the fetch's output
+ * rewrites applied: to a copy, since the answer itself is read-only.
+ */
+function rewritten(context: Run, fetch: FetchNode, value: ResultMap, owner?: ResultMap): ResultMap {
+  if (!fetch.outputRewrites?.length) return value;
+  const copy = structuredClone(value);
+  if (owner) copy['__typename'] ??= owner['__typename'];
+  applyRewrites(context.supergraphSchema, fetch.outputRewrites, copy);
+  return copy;
 }
 
 async function send(
@@ -190,70 +226,94 @@ function select(
           ? select(schema, value, inner)
           : value;
     } else if (selection.typeCondition && isObjectOfType(schema, object, selection.typeCondition)) {
-      deepMerge(result, select(schema, object, selection.selections));
+      deepMerge(new Set([result]), result, select(schema, object, selection.selections));
     }
   }
   return result;
 }
 
-function moveInto(cursor: Cursor, path: ResponsePath): Cursor | undefined {
-  const data = flatten(cursor.data, path);
+function moveInto(context: Run, cursor: Cursor, path: ResponsePath): Cursor | undefined {
+  const data = flatten(context.owned, cursor.data, path);
   return data ? { path: cursor.path.concat(path), data, root: cursor.root } : undefined;
 }
 
 /**
  * The objects at `path` below `value`: one object when the path crosses no list ('@'), else every
- * object found, in order (nulls left out), without intermediate arrays.
+ * object found, in order (nulls left out), without intermediate arrays. Every object on the way is made
+ * the request's own (fetches merge into what this returns), `value` must be.
  */
-function flatten(value: unknown, path: ResponsePath): ResultMap | ResultMap[] | undefined {
+function flatten(
+  owned: Set<object>,
+  value: unknown,
+  path: ResponsePath,
+): ResultMap | ResultMap[] | undefined {
   if (!path.includes('@')) {
     let at = value;
     for (const key of path) {
       if (at == null || typeof at !== 'object' || Array.isArray(at)) return undefined;
-      at = Object.hasOwn(at, key) ? (at as ResultMap)[key as string] : undefined;
+      at = Object.hasOwn(at, key) ? ownChild(owned, at as ResultMap, key) : undefined;
     }
     return at == null ? undefined : (at as ResultMap | ResultMap[]);
   }
   const out: ResultMap[] = [];
-  collect(value, path, 0, false, out);
+  collect(owned, value, path, 0, false, out);
   return out;
 }
 
-function collect(value: unknown, path: ResponsePath, i: number, inList: boolean, out: ResultMap[]): void {
+function collect(
+  owned: Set<object>,
+  value: unknown,
+  path: ResponsePath,
+  i: number,
+  inList: boolean,
+  out: ResultMap[],
+): void {
   if (value == null) return;
   if (i === path.length) {
-    if (inList && Array.isArray(value)) for (const item of value) out.push(item as ResultMap);
-    else out.push(value as ResultMap);
+    if (inList && Array.isArray(value)) {
+      for (let j = 0; j < value.length; j++) {
+        const item = ownChild(owned, value, j);
+        if (item != null) out.push(item as ResultMap);
+      }
+    } else out.push(value as ResultMap);
     return;
   }
   const head = path[i];
   if (head === '@') {
     if (!Array.isArray(value)) return;
-    for (const item of value) collect(item, path, i + 1, true, out);
+    for (let j = 0; j < value.length; j++) collect(owned, ownChild(owned, value, j), path, i + 1, true, out);
     return;
   }
   if (Array.isArray(value) || typeof value !== 'object') return;
   if (Object.hasOwn(value, head as string))
-    collect((value as ResultMap)[head as string], path, i + 1, inList, out);
+    collect(owned, ownChild(owned, value as ResultMap, head as string), path, i + 1, inList, out);
 }
 
-/** Merges `source` into `target` in place: objects field by field, lists element by element. */
-export function deepMerge(target: ResultMap, source: ResultMap | null | undefined): ResultMap {
+/**
+ * Merges `source` (read-only) into `target` (owned): objects field by field, lists element by element.
+ * What the target gets from the source it links to; what it already had and gains fields, it owns first.
+ */
+export function deepMerge(
+  owned: Set<object>,
+  target: ResultMap,
+  source: ResultMap | null | undefined,
+): ResultMap {
   if (!source) return target;
   for (const key of Object.keys(source)) {
     if (key === '__proto__') continue;
     const value = source[key];
     const existing = target[key];
     if (existing && value && typeof existing === 'object' && typeof value === 'object') {
-      if (Array.isArray(existing) && Array.isArray(value)) {
-        value.forEach((item: unknown, i) => {
-          const current: unknown = existing[i];
-          existing[i] =
-            current && item && typeof current === 'object' && typeof item === 'object'
-              ? deepMerge(current as ResultMap, item as ResultMap)
-              : item;
-        });
-      } else deepMerge(existing as ResultMap, value as ResultMap);
+      const mine = ownChild(owned, target, key) as ResultMap | unknown[];
+      if (Array.isArray(mine) && Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const item: unknown = value[i];
+          const current: unknown = mine[i];
+          if (current && item && typeof current === 'object' && typeof item === 'object')
+            deepMerge(owned, ownChild(owned, mine, i) as ResultMap, item as ResultMap);
+          else mine[i] = item;
+        }
+      } else deepMerge(owned, mine as ResultMap, value as ResultMap);
     } else target[key] = value;
   }
   return target;

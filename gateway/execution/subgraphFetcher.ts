@@ -47,8 +47,9 @@ export function createSubgraphFetcher(options: {
   const resilience = { ...defaultResilience, ...options.resilience };
   const breaker = new CircuitBreaker(resilience);
   // Identical query fetches in flight (same subgraph, operation, variables and Authorization) share one
-  // request, as Apollo Router's deduplicate_query and Hive Gateway do: each waiter parses the shared
-  // answer text itself, so no two requests' result trees share an object. Mutations are never shared.
+  // request and its parsed answer, as Apollo Router's deduplicate_query and Hive Gateway do; the plan
+  // executor never writes into an answer (planExecutor.ts copies what it merges into). Mutations are
+  // never shared.
   const inFlight = new Map<string, Promise<Received>>();
   const fetch: SubgraphFetch = (subgraph, body, caller) =>
     withSpan(
@@ -57,7 +58,7 @@ export function createSubgraphFetcher(options: {
       async () => {
         const payload = JSON.stringify(body);
         if (options.dedupe === false || !isIdempotent(body.query))
-          return answerOf(await sendResilient(subgraph, payload, body.query, caller));
+          return (await sendResilient(subgraph, payload, body.query, caller)).response;
         const key = `${subgraph}\n${caller.authorization ?? ''}\n${payload}`;
         let shared = inFlight.get(key);
         if (shared) subgraphFetchesShared.inc({ subgraph });
@@ -65,7 +66,7 @@ export function createSubgraphFetcher(options: {
           shared = sendResilient(subgraph, payload, body.query, caller).finally(() => inFlight.delete(key));
           inFlight.set(key, shared);
         }
-        return answerOf(await shared);
+        return (await shared).response;
       },
     );
   // A timeout is not retried: the caller has already waited the whole bound once.
@@ -115,8 +116,7 @@ export function createSubgraphFetcher(options: {
       const text = await response.body.text();
       const parsed = parseBody(text);
       stopTimer({ outcome: parsed?.errors?.length ? 'errors' : parsed ? 'ok' : 'failed' });
-      // The text travels, not the parsed tree: a request sharing this answer parses its own copy.
-      if (parsed) return { response: parsed, text };
+      if (parsed) return { response: parsed };
       const reason = `answered HTTP ${response.statusCode} without a GraphQL body`;
       return { response: failure(subgraph, reason), failed: 'transport' };
     } catch (error) {
@@ -128,25 +128,11 @@ export function createSubgraphFetcher(options: {
   return { fetch, breaker, close: () => agent.close() };
 }
 
-/** A subgraph's answer as received: parsed, and its text when it came over the wire. */
+/** A subgraph's answer as received (read-only: requests in flight may share it), or why there is none. */
 interface Received {
   response: SubgraphResponse;
-  text?: string;
   failed?: 'timeout' | 'transport';
 }
-
-/**
- * The answer for one waiter: the first gets the tree parsed already, every later one its own parse of
- * the text (a waiter's plan merges into and so changes the tree it gets).
- */
-function answerOf(received: Received): SubgraphResponse {
-  const claimed = claimedAnswers.has(received);
-  claimedAnswers.add(received);
-  if (!claimed) return received.response;
-  if (received.text !== undefined) return parseBody(received.text)!;
-  return structuredClone(received.response);
-}
-const claimedAnswers = new WeakSet<Received>();
 
 function isTimeout(error: unknown): boolean {
   const { name, code } = error as { name?: string; code?: string };
