@@ -104,6 +104,7 @@ export abstract class Group {
   }
 
   protected deliver(seq: number, key: string, delivery: Delivery, conflate: boolean): void {
+    let delivered = 0;
     for (const member of this.members) {
       if (member.held) {
         if (member.held.length >= MAX_HELD)
@@ -114,8 +115,10 @@ export abstract class Group {
       if (seq <= member.watermark) continue;
       member.watermark = seq;
       member.outbox.offer(delivery, conflate ? key : undefined);
-      subscriptionMetrics.deliveries.inc({ field: this.spec.primary.field });
+      delivered++;
     }
+    // Counted once per value, not per member: a label lookup per subscriber costs at 10,000 of them.
+    if (delivered) subscriptionMetrics.deliveries.inc({ field: this.spec.primary.field }, delivered);
   }
 
   /** Lets a member that caught up receive live results, skipping what it already has. */
