@@ -109,11 +109,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     maxUrlBytes: config.MAX_URL_BYTES,
   });
 
-  // Draining: /readyz answers 503 so load balancers route elsewhere, while this instance still serves.
-  // Closing (after the drain delay): every answer also closes its connection, so a keep-alive client's
-  // next request finds the listener closed (refused at connect) instead of racing the idle-socket sweep.
   let draining = false;
-  let closing = false;
   const routes = withHealthRoutes(
     (req, res) => {
       const path = req.url?.split('?')[0];
@@ -140,7 +136,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   );
   const server = await listen(
     (req, res) => {
-      if (closing) res.setHeader('connection', 'close');
+      // While draining, each answer closes its connection: keep-alive clients reconnect to another instance.
+      if (draining) res.setHeader('connection', 'close');
       if (!secure(req, res)) routes(req, res);
     },
     config.GATEWAY_PORT,
@@ -166,7 +163,6 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
       // Load balancers polling /readyz see 503 and stop routing here while this instance still serves.
       await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DRAIN_DELAY_MS));
       stopWatching();
-      closing = true;
       // Stop accepting; in-flight requests finish. Subscriptions end first (WebSocket 1001, SSE streams
       // end after what is queued), or their open responses would hold the server open until the bound.
       const closed = closeServer(server);
