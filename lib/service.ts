@@ -5,7 +5,6 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import { Server as NetServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfigOrExit, type Config, type RequiredSetting } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -75,20 +74,12 @@ export async function listen(handler: RequestListener, port: number, host: strin
   return server;
 }
 
-/**
- * Closes an HTTP server: stops accepting, lets in-flight requests finish, then drops idle keep-alive
- * sockets. Not http.Server.close(), which drops idle sockets at once: a connection accepted a moment
- * before, whose request is still on its way, counts as idle, and its client would get a reset for a
- * request nobody read. Idle sockets are swept every `graceMs` instead, the first time after `graceMs`.
- */
-export async function closeServer(server: Server, graceMs = 250): Promise<void> {
-  const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
-  const sweep = setInterval(() => server.closeIdleConnections(), graceMs);
-  try {
-    await closed;
-  } finally {
-    clearInterval(sweep);
-  }
+/** Closes an HTTP server: stops accepting, lets in-flight requests finish, then drops idle keep-alive sockets. */
+export async function closeServer(server: Server): Promise<void> {
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
 }
 
 /** A started service: where it listens and how to stop it. */
