@@ -5,11 +5,9 @@
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { execFileSync } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startLocalPlatform, type LocalPlatform } from '../scripts/localPlatform.ts';
-import { startPostgres, type PostgresHandle } from '../scripts/localServices.ts';
 import { envelope } from '../streams/envelope.ts';
 import { subjects } from '../streams/subjects.ts';
 import { calibrateHttp } from './calibrate.ts';
@@ -18,6 +16,7 @@ import { latencyRow, printLatencyTable, type LatencyRow } from './fanout/latency
 import { runPhase, type PhaseOptions, type PhaseResult } from './fanout/phase.ts';
 import { readMetrics, readMetricsWhenIdle, startGatewayProcess, startStdinServer } from './fanout/servers.ts';
 import type { ServerProcess, StdinServer } from './fanout/servers.ts';
+import { startBenchPlatform, type BenchPlatform } from './platform.ts';
 import { median, printTarget } from './report.ts';
 
 const REQUESTED = Number(process.env['BENCH_SUBSCRIBERS'] ?? 10_000);
@@ -130,17 +129,15 @@ export async function benchFanout(): Promise<void> {
   // taskset -a -p on this process: every thread, and every child started from now on (NATS, Postgres).
   const restoreCpus = pinSelf(1);
   const dir = await mkdtemp(join(tmpdir(), 'pulsegraph-bench-'));
-  let postgres: PostgresHandle | undefined;
-  let platform: LocalPlatform | undefined;
+  let bench: BenchPlatform | undefined;
   let gateway: ServerProcess | undefined;
   let raw: StdinServer | undefined;
   let peer: StdinServer | undefined;
   let nc: NatsConnection | undefined;
   try {
-    await chmod(dir, 0o755);
-    postgres = await startPostgres({ dataDir: join(dir, 'pg'), persistent: false });
     // Without workers, nothing but this bench publishes KPI values.
-    platform = await startLocalPlatform({ clusterAdminUrl: postgres.adminUrl, appPassword: 'bench-app' });
+    bench = await startBenchPlatform(dir);
+    const { platform } = bench;
     const calibration = await calibrateHttp();
     gateway = await startGatewayProcess(platform);
     raw = await startStdinServer('raw');
@@ -214,9 +211,7 @@ export async function benchFanout(): Promise<void> {
     await raw?.stop();
     await peer?.stop();
     await gateway?.stop();
-    await platform?.stop();
-    if (platform) await rm(platform.dataDir, { recursive: true, force: true });
-    await postgres?.stop();
+    await bench?.stop();
     await rm(dir, { recursive: true, force: true });
     restoreCpus();
   }

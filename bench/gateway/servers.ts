@@ -10,6 +10,7 @@ import { parse } from 'graphql';
 import { outputTail, spawnTied, stopChild } from '../../scripts/childProcesses.ts';
 import { freePort } from '../../scripts/network.ts';
 import { onCore } from '../cores.ts';
+import { RATE_LIMITS_OFF } from '../rateLimitsOff.ts';
 import { benchSubgraphs } from './subgraphs.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -175,14 +176,7 @@ function ourGatewayEnv(options: PeerOptions, port: number): NodeJS.ProcessEnv {
     REDIS_URL: '',
     // The benchmark's query nests list fields 4 deep: its estimated cost is far above our default budget.
     MAX_COST: '10000000',
-    RATE_LIMIT_QUERIES_PER_MINUTE: '0',
-    RATE_LIMIT_QUERIES_PER_MINUTE_PER_TOKEN: '0',
-    RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
-    RATE_LIMIT_MUTATIONS_PER_MINUTE_PER_TOKEN: '0',
-    RATE_LIMIT_INGEST_EVENTS_PER_MINUTE: '0',
-    RATE_LIMIT_INGEST_EVENTS_PER_MINUTE_PER_TOKEN: '0',
-    RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE: '0',
-    RATE_LIMIT_SUBSCRIPTIONS_PER_MINUTE_PER_TOKEN: '0',
+    ...RATE_LIMITS_OFF,
     OTEL_EXPORTER_OTLP_ENDPOINT: '',
   };
 }

@@ -6,6 +6,7 @@ import { signDevToken } from '../../lib/devKeys.ts';
 import { outputTail, spawnTied, stopChild } from '../../scripts/childProcesses.ts';
 import { answers200, freePort, pollUntil } from '../../scripts/network.ts';
 import { createScratchDatabase } from '../../scripts/scratchDatabase.ts';
+import { RATE_LIMITS_OFF } from '../rateLimitsOff.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const APP_PASSWORD = 'bench-app';
@@ -44,12 +45,7 @@ export async function startPlatformProcesses(
     DATABASE_URL: db.appUrl,
     DATABASE_ADMIN_URL: db.adminUrl,
     DATABASE_APP_PASSWORD: APP_PASSWORD,
-    RATE_LIMIT_QUERIES_PER_MINUTE: '0',
-    RATE_LIMIT_QUERIES_PER_MINUTE_PER_TOKEN: '0',
-    RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
-    RATE_LIMIT_MUTATIONS_PER_MINUTE_PER_TOKEN: '0',
-    RATE_LIMIT_INGEST_EVENTS_PER_MINUTE: '0',
-    RATE_LIMIT_INGEST_EVENTS_PER_MINUTE_PER_TOKEN: '0',
+    ...RATE_LIMITS_OFF,
     OTEL_EXPORTER_OTLP_ENDPOINT: '',
   };
   const child = spawnTied(process.execPath, ['scripts/start.ts'], { cwd: ROOT, env });
