@@ -14,7 +14,7 @@ import {
 } from 'graphql';
 import { executePlan, type ResultMap } from './planExecutor.ts';
 import type { Caller, SubgraphFetch } from './subgraphFetcher.ts';
-import { operationShape, writeShaped } from './responseShape.ts';
+import { DATA_HEAD, operationShape, writeShaped } from './responseShape.ts';
 import type { LoadedSupergraph } from './supergraph.ts';
 
 /** One operation of a client, validated against the API schema. */
@@ -56,12 +56,13 @@ export async function executeOperation(request: OperationRequest): Promise<Execu
 }
 
 /**
- * An execution result whose data is JSON text already (written by responseShape.ts): yoga sends it with
- * `stringify` as it is, and whoever reads `data` gets it parsed (once).
+ * An execution result whose data is UTF-8 JSON already (written by responseShape.ts): yoga sends what
+ * `stringify` returns as the body (a Buffer goes to the socket as it is; yoga's batches join it as text),
+ * and whoever reads `data` gets it parsed (once).
  */
 export interface ShapedResult extends ExecutionResult {
-  /** The result as JSON text, errors first, as graphql-js orders them. */
-  stringify(result?: ExecutionResult): string;
+  /** The result as UTF-8 JSON, errors first, as graphql-js orders them. */
+  stringify(result?: ExecutionResult): Buffer;
 }
 
 /** Shapes the merged subgraph data into the response the client's operation asked for. */
@@ -76,10 +77,10 @@ export function shapeResponse(
   const definition = getOperationAST(document, operationName);
   if (!definition) return { errors: [new GraphQLError('no such operation in the document')] };
   const shapingErrors: GraphQLError[] = [];
-  let text: string | null;
+  let bytes: Buffer | null;
   try {
     const shape = operationShape(schema, document, definition, variables);
-    text = writeShaped(shape, input, shapingErrors, (field) =>
+    bytes = writeShaped(shape, input, shapingErrors, (field) =>
       introspect(schema, document, definition, field, variables),
     );
   } catch (error) {
@@ -87,30 +88,35 @@ export function shapeResponse(
   }
   // As @apollo/gateway: the errors of the fetches, or else those of the shaping (a null in a non-null
   // position, a value not of its type).
-  return shapedResult(text, errors.length ? errors : shapingErrors);
+  return shapedResult(bytes, errors.length ? errors : shapingErrors);
 }
 
-function shapedResult(text: string | null, errors: GraphQLError[]): ShapedResult {
+const NULL_DATA = Buffer.from('null');
+
+/** `bytes`: `{"data":<data>}` as responseShape.ts wrote it, or null when the data is null. */
+function shapedResult(bytes: Buffer | null, errors: GraphQLError[]): ShapedResult {
+  const data = () => (bytes ? bytes.subarray(DATA_HEAD.length, bytes.length - 1) : NULL_DATA);
   let parsed: Record<string, unknown> | null | undefined;
   const result = {
     ...(errors.length ? { errors } : {}),
-    stringify(given: ExecutionResult = result): string {
-      const head = given.errors?.length ? `{"errors":${JSON.stringify(given.errors)},"data":` : '{"data":';
+    stringify(given: ExecutionResult = result): Buffer {
+      if (bytes && !given.errors?.length && !given.extensions) return bytes;
+      const head = given.errors?.length ? `{"errors":${JSON.stringify(given.errors)},"data":` : DATA_HEAD;
       const extensions = given.extensions ? `,"extensions":${JSON.stringify(given.extensions)}` : '';
-      return `${head}${text ?? 'null'}${extensions}}`;
+      return Buffer.concat([Buffer.from(head), data(), Buffer.from(`${extensions}}`)]);
     },
   } as ShapedResult;
   Object.defineProperty(result, 'data', {
     enumerable: true,
-    get: () => (parsed ??= text === null ? null : (JSON.parse(text) as Record<string, unknown>)),
+    get: () => (parsed ??= bytes ? (JSON.parse(data().toString('utf8')) as Record<string, unknown>) : null),
   });
   return result;
 }
 
-/** The result as JSON text: its own text when it is shaped already, JSON.stringify otherwise. */
+/** The result as JSON text: its own bytes decoded when it is shaped already, JSON.stringify otherwise. */
 export function serializeResult(result: ExecutionResult): string {
   return 'stringify' in result && typeof result.stringify === 'function'
-    ? (result as ShapedResult).stringify()
+    ? (result as ShapedResult).stringify().toString('utf8')
     : JSON.stringify(result);
 }
 

@@ -2,7 +2,8 @@
 // result tree that starts empty (queries, mutations) or from a subscription event (the plan's rest).
 // Subgraph answers are never written to: requests in flight share them (subgraphFetcher.ts), so the tree
 // links to their objects and copies one (shallow, once per request) only where a later fetch merges into
-// it or below it. Objects the request copied or created are in its `owned` set; everything else is read-only.
+// it or below it. Objects the request copied or created carry its mark (`owned`); everything else is
+// read-only. A mark is a symbol-keyed property: JSON.stringify, Object.keys and for-in do not see it.
 import { applyRewrites, isObjectOfType } from '@apollo/gateway/dist/dataRewrites.js';
 import type { Operation } from '@apollo/federation-internals';
 import {
@@ -36,27 +37,38 @@ interface Cursor {
   root: ResultMap;
 }
 
-/** A plan's run: its context, and the objects of the tree it may write to. */
+/** A plan's run: its context, and the mark of the objects of the tree it may write to. */
 interface Run extends PlanContext {
-  owned: Set<object>;
+  owned: Owner;
 }
+
+/** The mark of one plan run's objects. */
+type Owner = number;
+const MARK = Symbol('pulsegraph.planRun');
+let runs = 0;
+
+/** A fresh mark (a run's, or one for objects made outside a run, as in `select`). */
+const newOwner = (): Owner => (runs = (runs + 1) % Number.MAX_SAFE_INTEGER);
+const mark = <T extends object>(owner: Owner, value: T): T => (
+  ((value as Record<symbol, unknown>)[MARK] = owner),
+  value
+);
 
 /** Runs a plan node, merging what the subgraphs answer into `data` (the response's root object). */
 export async function executePlan(context: PlanContext, node: PlanNode, data: ResultMap): Promise<void> {
-  const run: Run = { ...context, owned: new Set([data]) };
+  const run: Run = { ...context, owned: newOwner() };
+  mark(run.owned, data);
   await executeNode(run, node, { path: [], data, root: data });
 }
 
 /** `value` if the request owns it, else a shallow copy it owns (the caller links it where `value` was). */
-function own<T extends object>(owned: Set<object>, value: T): T {
-  if (owned.has(value)) return value;
-  const copy = (Array.isArray(value) ? value.slice() : { ...value }) as T;
-  owned.add(copy);
-  return copy;
+function own<T extends object>(owned: Owner, value: T): T {
+  if ((value as Record<symbol, unknown>)[MARK] === owned) return value;
+  return mark(owned, (Array.isArray(value) ? value.slice() : { ...value }) as T);
 }
 
 /** `parent[key]` made the request's own when it is an object or list; `parent` must be owned. */
-function ownChild(owned: Set<object>, parent: ResultMap | unknown[], key: string | number): unknown {
+function ownChild(owned: Owner, parent: ResultMap | unknown[], key: string | number): unknown {
   const value = (parent as Record<string | number, unknown>)[key];
   if (value === null || typeof value !== 'object') return value;
   const mine = own(owned, value);
@@ -226,7 +238,8 @@ function select(
           ? select(schema, value, inner)
           : value;
     } else if (selection.typeCondition && isObjectOfType(schema, object, selection.typeCondition)) {
-      deepMerge(new Set([result]), result, select(schema, object, selection.selections));
+      const owner = newOwner();
+      deepMerge(owner, mark(owner, result), select(schema, object, selection.selections));
     }
   }
   return result;
@@ -242,11 +255,7 @@ function moveInto(context: Run, cursor: Cursor, path: ResponsePath): Cursor | un
  * object found, in order (nulls left out), without intermediate arrays. Every object on the way is made
  * the request's own (fetches merge into what this returns), `value` must be.
  */
-function flatten(
-  owned: Set<object>,
-  value: unknown,
-  path: ResponsePath,
-): ResultMap | ResultMap[] | undefined {
+function flatten(owned: Owner, value: unknown, path: ResponsePath): ResultMap | ResultMap[] | undefined {
   if (!path.includes('@')) {
     let at = value;
     for (const key of path) {
@@ -261,7 +270,7 @@ function flatten(
 }
 
 function collect(
-  owned: Set<object>,
+  owned: Owner,
   value: unknown,
   path: ResponsePath,
   i: number,
@@ -293,13 +302,9 @@ function collect(
  * Merges `source` (read-only) into `target` (owned): objects field by field, lists element by element.
  * What the target gets from the source it links to; what it already had and gains fields, it owns first.
  */
-export function deepMerge(
-  owned: Set<object>,
-  target: ResultMap,
-  source: ResultMap | null | undefined,
-): ResultMap {
+export function deepMerge(owned: Owner, target: ResultMap, source: ResultMap | null | undefined): ResultMap {
   if (!source) return target;
-  for (const key of Object.keys(source)) {
+  for (const key in source) {
     if (key === '__proto__') continue;
     const value = source[key];
     const existing = target[key];

@@ -2,7 +2,7 @@
 // aliases, fragments on interfaces and unions, @skip/@include, __typename, null propagation, bad values.
 import { buildSchema, executeSync, getOperationAST, parse, type GraphQLError } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { operationShape, writeShaped } from './responseShape.ts';
+import { DATA_HEAD, operationShape, writeShaped } from './responseShape.ts';
 
 const schema = buildSchema(`
   interface Node { id: ID! }
@@ -17,12 +17,13 @@ const schema = buildSchema(`
 function shape(query: string, data: Record<string, unknown>, variables: Record<string, unknown> = {}) {
   const document = parse(query);
   const errors: GraphQLError[] = [];
-  const text = writeShaped(
+  const bytes = writeShaped(
     operationShape(schema, document, getOperationAST(document)!, variables),
     data,
     errors,
     () => ({ queryType: { name: 'Query' } }),
   );
+  const text = bytes && bytes.toString('utf8').slice(DATA_HEAD.length, -1);
   return { text, data: text === null ? null : (JSON.parse(text) as unknown), errors };
 }
 

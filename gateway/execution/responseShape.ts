@@ -26,6 +26,7 @@ import {
   type OperationDefinitionNode,
   type SelectionSetNode,
 } from 'graphql';
+import { JsonWriter } from './jsonWriter.ts';
 
 /** Answers a root introspection field (__schema, __type) of the operation. */
 export type IntrospectionHandler = (field: FieldNode) => unknown;
@@ -59,14 +60,22 @@ export interface OperationShape {
 
 /** Where shaping writes and what it found wrong. */
 interface ShapeRun {
+  out: JsonWriter;
   errors: GraphQLError[];
   path: Array<string | number>;
   introspect: IntrospectionHandler;
 }
 
-/** Null propagation: a value that must make its nullable parent null. */
-const BUBBLE = Symbol('bubble');
-type Written = string | typeof BUBBLE;
+/** What writing a value did: wrote a value, wrote null, or must make its nullable parent null (BUBBLE). */
+const VALUE = 0;
+const NULL = 1;
+const BUBBLE = 2;
+type Outcome = typeof VALUE | typeof NULL | typeof BUBBLE;
+
+/** Every response is written here, then taken out as a Buffer of its own size. */
+const writer = new JsonWriter();
+/** What a shaped response starts with; the data follows, then `}`. */
+export const DATA_HEAD = '{"data":';
 
 const shapes = new WeakMap<GraphQLSchema, WeakMap<OperationDefinitionNode, Map<string, OperationShape>>>();
 
@@ -127,18 +136,25 @@ function variableValue(
 }
 
 /**
- * Writes `data` shaped by `shape` as JSON text; null when null propagated to the root. Errors of the
- * shaping (a null in a non-null position, a value that is not of its type) are pushed to `errors`.
+ * Writes `{"data":<data shaped by shape>}` as UTF-8 JSON; null when null propagated to the root. Errors of
+ * the shaping (a null in a non-null position, a value that is not of its type) are pushed to `errors`.
  */
 export function writeShaped(
   shape: OperationShape,
   data: Record<string, unknown>,
   errors: GraphQLError[],
   introspect: IntrospectionHandler,
-): string | null {
-  const run: ShapeRun = { errors, path: [], introspect };
-  const written = writeObject(run, shape.root, shape.rootType, data, shape.rootType);
-  return written === BUBBLE ? null : written;
+): Buffer | null {
+  const out = writer;
+  out.reset();
+  out.raw(DATA_HEAD);
+  const run: ShapeRun = { out, errors, path: [], introspect };
+  if (writeObject(run, shape.root, shape.rootType, data, shape.rootType) === BUBBLE) {
+    out.reset();
+    return null;
+  }
+  out.byte(125); // }
+  return out.take();
 }
 
 function writeObject(
@@ -147,7 +163,8 @@ function writeObject(
   declared: GraphQLCompositeType,
   value: Record<string, unknown>,
   parentForErrors: GraphQLNamedType,
-): Written {
+): Outcome {
+  const { out } = run;
   const schema = selection.compiler.schema;
   const typename = value['__typename'];
   let runtime: GraphQLNamedType = declared;
@@ -162,31 +179,32 @@ function writeObject(
           },
         ),
       );
-      return 'null';
+      out.raw('null');
+      return NULL;
     }
     runtime = named;
   }
   const fields = fieldsFor(selection, runtime as GraphQLCompositeType);
-  let out = '{';
-  let first = true;
-  for (const field of fields) {
-    let written: Written;
+  out.byte(123); // {
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i]!;
+    if (i > 0) out.byte(44); // ,
+    out.raw(field.prefix);
     if (field.kind === 'typename') {
       if (!isObjectType(runtime)) return BUBBLE;
-      written = JSON.stringify(runtime.name);
+      out.string(runtime.name);
     } else if (field.kind === 'introspection') {
-      written = JSON.stringify(run.introspect(field.node) ?? null);
+      out.json(run.introspect(field.node) ?? null);
     } else {
       const input = Object.hasOwn(value, field.responseName) ? value[field.responseName] : null;
       run.path.push(field.responseName);
-      written = writeValue(run, field, field.type, input ?? null, runtime);
+      const outcome = writeValue(run, field, field.type, input ?? null, runtime);
       run.path.pop();
-      if (written === BUBBLE) return BUBBLE;
+      if (outcome === BUBBLE) return BUBBLE;
     }
-    out += first ? field.prefix + written : ',' + field.prefix + written;
-    first = false;
   }
-  return out + '}';
+  out.byte(125); // }
+  return VALUE;
 }
 
 function writeValue(
@@ -195,78 +213,104 @@ function writeValue(
   type: GraphQLOutputType,
   input: unknown,
   parent: GraphQLNamedType,
-): Written {
+): Outcome {
+  const { out } = run;
   if (isNonNullType(type)) {
     const errorsBefore = run.errors.length;
-    const written = writeValue(run, field, type.ofType, input, parent);
-    if (written === 'null' || written === BUBBLE) {
-      if (written === 'null' && run.errors.length === errorsBefore)
-        run.errors.push(
-          new GraphQLError(
-            `Cannot return null for non-nullable ${describeLast(run.path, type.ofType, parent)}.`,
-            { path: [...run.path] },
-          ),
-        );
-      return BUBBLE;
-    }
-    return written;
+    const outcome = writeValue(run, field, type.ofType, input, parent);
+    if (outcome === VALUE) return VALUE;
+    if (outcome === NULL && run.errors.length === errorsBefore)
+      run.errors.push(
+        new GraphQLError(
+          `Cannot return null for non-nullable ${describeLast(run.path, type.ofType, parent)}.`,
+          {
+            path: [...run.path],
+          },
+        ),
+      );
+    return BUBBLE;
   }
-  if (input === null || input === undefined) return 'null';
+  if (input === null || input === undefined) {
+    out.raw('null');
+    return NULL;
+  }
+  const start = out.at;
   if (isListType(type)) {
     if (!Array.isArray(input)) return invalid(run, type, parent);
-    let out = '[';
+    out.byte(91); // [
     for (let i = 0; i < input.length; i++) {
+      if (i > 0) out.byte(44); // ,
       run.path.push(i);
-      const written = writeValue(run, field, type.ofType, (input[i] as unknown) ?? null, parent);
+      const outcome = writeValue(run, field, type.ofType, (input[i] as unknown) ?? null, parent);
       run.path.pop();
-      if (written === BUBBLE) return 'null';
-      out += i === 0 ? written : ',' + written;
+      if (outcome === BUBBLE) return rewindToNull(out, start);
     }
-    return out + ']';
+    out.byte(93); // ]
+    return VALUE;
   }
   if (field.selection) {
     if (typeof input !== 'object' || Array.isArray(input)) return invalid(run, type, parent);
-    const written = writeObject(
+    const outcome = writeObject(
       run,
       field.selection,
       type as GraphQLCompositeType,
       input as Record<string, unknown>,
       parent,
     );
-    return written === BUBBLE ? 'null' : written;
+    return outcome === BUBBLE ? rewindToNull(out, start) : outcome;
   }
   return writeLeaf(run, type as GraphQLLeafType, input, parent);
 }
 
-function writeLeaf(run: ShapeRun, type: GraphQLLeafType, input: unknown, parent: GraphQLNamedType): string {
-  switch (type.name) {
-    case 'String':
-      return typeof input === 'string' ? JSON.stringify(input) : invalid(run, type, parent);
-    case 'Int':
-      return Number.isInteger(input) ? String(input) : invalid(run, type, parent);
-    case 'Float':
-      return typeof input === 'number' && Number.isFinite(input) ? String(input) : invalid(run, type, parent);
-    case 'Boolean':
-      return input === true ? 'true' : input === false ? 'false' : invalid(run, type, parent);
-    case 'ID':
-      return typeof input === 'string' || Number.isInteger(input)
-        ? JSON.stringify(input)
-        : invalid(run, type, parent);
-  }
-  if (isEnumType(type))
-    return typeof input === 'string' && type.getValue(input)
-      ? JSON.stringify(input)
-      : invalid(run, type, parent);
-  return JSON.stringify(input) ?? 'null';
+/** Drops what was written from `start` on and writes null there instead. */
+function rewindToNull(out: JsonWriter, start: number): Outcome {
+  out.at = start;
+  out.raw('null');
+  return NULL;
 }
 
-function invalid(run: ShapeRun, type: GraphQLOutputType, parent: GraphQLNamedType): 'null' {
+function writeLeaf(run: ShapeRun, type: GraphQLLeafType, input: unknown, parent: GraphQLNamedType): Outcome {
+  const { out } = run;
+  switch (type.name) {
+    case 'String':
+      if (typeof input !== 'string') return invalid(run, type, parent);
+      out.string(input);
+      return VALUE;
+    case 'Int':
+      if (!Number.isInteger(input)) return invalid(run, type, parent);
+      out.raw(String(input));
+      return VALUE;
+    case 'Float':
+      if (typeof input !== 'number' || !Number.isFinite(input)) return invalid(run, type, parent);
+      out.raw(String(input));
+      return VALUE;
+    case 'Boolean':
+      if (input !== true && input !== false) return invalid(run, type, parent);
+      out.raw(input ? 'true' : 'false');
+      return VALUE;
+    case 'ID':
+      if (typeof input === 'string') out.string(input);
+      else if (Number.isInteger(input)) out.raw(String(input));
+      else return invalid(run, type, parent);
+      return VALUE;
+  }
+  if (isEnumType(type)) {
+    if (typeof input !== 'string' || !type.getValue(input)) return invalid(run, type, parent);
+    out.string(input);
+    return VALUE;
+  }
+  out.json(input);
+  return VALUE;
+}
+
+function invalid(run: ShapeRun, type: GraphQLOutputType, parent: GraphQLNamedType): Outcome {
   run.errors.push(
     new GraphQLError(`Invalid value found for ${describeLast(run.path, type, parent)}.`, {
       path: [...run.path],
     }),
   );
-  return 'null';
+  run.out.raw('null');
+  return NULL;
 }
 
 function describeLast(

@@ -50,7 +50,9 @@ export function createSubgraphFetcher(options: {
   // request and its parsed answer, as Apollo Router's deduplicate_query and Hive Gateway do; the plan
   // executor never writes into an answer (planExecutor.ts copies what it merges into). Mutations are
   // never shared.
-  const inFlight = new Map<string, Promise<Received>>();
+  // Keyed by subgraph and Authorization, then by the payload itself (not a concatenation: that would copy
+  // every payload, representations and all, once more per fetch).
+  const inFlight = new Map<string, Map<string, Promise<Received>>>();
   const fetch: SubgraphFetch = (subgraph, body, caller) =>
     withSpan(
       `subgraph fetch ${subgraph}`,
@@ -59,12 +61,18 @@ export function createSubgraphFetcher(options: {
         const payload = JSON.stringify(body);
         if (options.dedupe === false || !isIdempotent(body.query))
           return (await sendResilient(subgraph, payload, body.query, caller)).response;
-        const key = `${subgraph}\n${caller.authorization ?? ''}\n${payload}`;
-        let shared = inFlight.get(key);
+        const key = `${subgraph}\n${caller.authorization ?? ''}`;
+        let sameCaller = inFlight.get(key);
+        if (!sameCaller) inFlight.set(key, (sameCaller = new Map<string, Promise<Received>>()));
+        let shared = sameCaller.get(payload);
         if (shared) subgraphFetchesShared.inc({ subgraph });
         else {
-          shared = sendResilient(subgraph, payload, body.query, caller).finally(() => inFlight.delete(key));
-          inFlight.set(key, shared);
+          const waiting = sameCaller;
+          shared = sendResilient(subgraph, payload, body.query, caller).finally(() => {
+            waiting.delete(payload);
+            if (waiting.size === 0 && inFlight.get(key) === waiting) inFlight.delete(key);
+          });
+          sameCaller.set(payload, shared);
         }
         return (await shared).response;
       },
