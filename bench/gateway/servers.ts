@@ -37,8 +37,12 @@ export interface BenchProcess {
   stop(): Promise<void>;
 }
 
+/** The hand-written gateway for the bench query alone that gives the CPU floor (peers/floor.ts). */
+export const FLOOR = 'floor';
+
 /** Where each peer's entry point is, and what it needs besides a port. */
-const ENTRY: Record<Peer, string> = {
+const ENTRY: Record<Peer | typeof FLOOR, string> = {
+  floor: 'bench/gateway/peers/floor.ts',
   pulsegraph: 'gateway/server.ts',
   // Ours with SUBGRAPH_DEDUPE=false: every request sends all of its plan's fetches.
   'pulsegraph-nodedupe': 'gateway/server.ts',
@@ -89,6 +93,19 @@ export async function subgraphFetches(urls: Record<string, string>): Promise<num
   return Number(await (await fetch(new URL('/fetches', urls['accounts']))).text());
 }
 
+/** The operations the subgraphs receive while `act` runs (run one request at a time), in order. */
+export async function recordFetches(
+  urls: Record<string, string>,
+  act: () => Promise<unknown>,
+): Promise<Array<{ url: string; body: string }>> {
+  await fetch(new URL('/record', urls['accounts']));
+  await act();
+  return (await (await fetch(new URL('/recorded', urls['accounts']))).json()) as Array<{
+    url: string;
+    body: string;
+  }>;
+}
+
 /** Composes the subgraphs (Federation 1 SDL, upgraded by composition) into a supergraph file in dir. */
 export async function writeSupergraph(dir: string, urls: Record<string, string>): Promise<string> {
   const result = composeServices(
@@ -112,8 +129,8 @@ export interface PeerOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Starts one gateway on core 0; resolves once it answers GraphQL. */
-export async function startPeer(peer: Peer, options: PeerOptions): Promise<BenchProcess> {
+/** Starts one gateway (or the floor, with BENCH_FLOOR in options.env) on core 0; resolves once it answers. */
+export async function startPeer(peer: Peer | typeof FLOOR, options: PeerOptions): Promise<BenchProcess> {
   const port = await freePort();
   const flags = peer === 'pulsegraph' ? (options.nodeFlags ?? []) : [];
   const [command, args] = onCore(0, process.execPath, [...flags, ENTRY[peer], '--port', String(port)]);

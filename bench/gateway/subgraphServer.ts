@@ -1,12 +1,14 @@
 // The benchmark's subgraphs in one process (on the load core): four bare node:http servers executing with
 // graphql-js over a cache of parsed documents, counting the operations they answer. Prints one JSON line
-// { "<name>": "<url>", ... } once all listen. GET /fetches answers the operations counted so far.
+// { "<name>": "<url>", ... } once all listen. GET /fetches answers the operations counted so far;
+// GET /record starts recording the operations received (URL and body), GET /recorded answers and ends it.
 import { execute, parse, type DocumentNode } from 'graphql';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { benchSubgraphs, subgraphSchema } from './subgraphs.ts';
 
 let fetches = 0;
+let recorded: Array<{ url: string; body: string }> | undefined;
 
 async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
@@ -20,12 +22,19 @@ for (const subgraph of benchSubgraphs) {
   const documents = new Map<string, DocumentNode>();
   const server = createServer((req, res) => {
     if (req.method === 'GET') {
-      // /healthz, /readyz (the gateway's readiness probe) and /fetches.
+      // /healthz, /readyz (the gateway's readiness probe), /fetches, /record and /recorded.
+      if (req.url === '/record') recorded = [];
+      if (req.url === '/recorded') {
+        res.end(JSON.stringify(recorded ?? []));
+        recorded = undefined;
+        return;
+      }
       res.end(req.url === '/fetches' ? String(fetches) : 'ok');
       return;
     }
     void readBody(req).then(async (text) => {
       fetches++;
+      recorded?.push({ url: urls[subgraph.name]!, body: text });
       const { query, variables, operationName } = JSON.parse(text) as {
         query: string;
         variables?: Record<string, unknown>;

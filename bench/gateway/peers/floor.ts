@@ -1,0 +1,53 @@
+// The CPU floor of a Node gateway on the bench query: a hand-written gateway for that one query, with no
+// planning, validation or merging. Per request it reads and parses the body, sends the subgraph operations
+// the reference peer sent for it (recorded, replayed all at once over a keep-alive undici pool), reads and
+// parses every answer, and writes the answer with JSON.stringify. What it does, every gateway must do.
+// Env: BENCH_FLOOR (JSON file: { fetches: [{ url, body }], answer }), BENCH_PORT. Prints "listening <port>".
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage } from 'node:http';
+import { Agent, request } from 'undici';
+
+interface Recording {
+  fetches: Array<{ url: string; body: string }>;
+  /** The answer to the bench query, as the reference peer wrote it. */
+  answer: string;
+}
+
+const recording = JSON.parse(readFileSync(process.env['BENCH_FLOOR']!, 'utf8')) as Recording;
+const answer = JSON.parse(recording.answer) as unknown;
+const agent = new Agent({ keepAliveTimeout: 30_000, connections: 128, pipelining: 1 });
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function send(url: string, body: string, authorization: string | undefined): Promise<unknown> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (authorization) headers['authorization'] = authorization;
+  const response = await request(url, { method: 'POST', headers, body, dispatcher: agent });
+  return JSON.parse(await response.body.text()) as unknown;
+}
+
+const server = createServer((req, res) => {
+  void readBody(req).then(async (text) => {
+    const { query } = JSON.parse(text) as { query?: string };
+    if (!query?.includes('TestQuery')) {
+      // The readiness probe ({ __typename }).
+      res.setHeader('content-type', 'application/json');
+      res.end('{"data":{"__typename":"Query"}}');
+      return;
+    }
+    const answers = await Promise.all(
+      recording.fetches.map(({ url, body }) => send(url, body, req.headers.authorization)),
+    );
+    if (answers.some((a) => a == null || typeof a !== 'object')) res.statusCode = 502;
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(answer));
+  });
+});
+server.keepAliveTimeout = 60_000;
+server.listen(Number(process.env['BENCH_PORT']), '127.0.0.1', () =>
+  console.log(`listening ${process.env['BENCH_PORT']}`),
+);
