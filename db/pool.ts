@@ -48,8 +48,9 @@ async function inTransaction<T>(
 ): Promise<T> {
   const client = await pool.connect();
   try {
-    await client.query('BEGIN');
-    await client.query("SELECT set_config('app.tenant_id', $1, true)", [tenant]);
+    // One round trip: BEGIN and the tenant setting as one simple-protocol query (the tenant quoted as a
+    // literal by the driver), not two.
+    await client.query(`BEGIN; SELECT set_config('app.tenant_id', ${client.escapeLiteral(tenant)}, true)`);
     const result = await fn(client);
     await client.query('COMMIT');
     return result;

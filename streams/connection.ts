@@ -18,7 +18,17 @@ const FIRST_CONNECT_MS = 30_000;
  * then reconnecting forever after the first success; logs connection changes.
  */
 export async function connectBroker(url: string, name: string, logger?: Logger): Promise<Broker> {
-  const options = { servers: url, name, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 500 };
+  const options = {
+    servers: url,
+    name,
+    reconnect: true,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    // Without it nats.js builds a RequestError and a TimeoutError, stack traces and all, for every request
+    // up front, in case it fails: 16 % of the metrics subgraph's CPU under ingest load (publish acks are
+    // requests). Failures still carry their message and cause.
+    noAsyncTraces: true,
+  };
   const deadline = Date.now() + FIRST_CONNECT_MS;
   let nc: NatsConnection;
   for (;;) {

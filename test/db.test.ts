@@ -125,6 +125,18 @@ describe('row-level security', () => {
     expect(updated.rowCount).toBe(0);
   });
 
+  it('sets a tenant id with quotes and backslashes exactly as given, and nothing else', async () => {
+    const tenant = `o'brien\\'; SET app.tenant_id = 'acme'; --`;
+    const seen = await withTenant(app, tenant, async (client) => {
+      const setting = await client.query<{ tenant: string }>(
+        "SELECT current_setting('app.tenant_id') AS tenant",
+      );
+      const kpis = await client.query('SELECT * FROM kpis');
+      return { tenant: setting.rows[0]!.tenant, kpis: kpis.rows.length };
+    });
+    expect(seen).toEqual({ tenant, kpis: 0 });
+  });
+
   it('keeps the tenant setting to its own transaction', async () => {
     await withTenant(app, 'globex', (client) => client.query('SELECT 1'));
     const { rows } = await app.query("SELECT coalesce(current_setting('app.tenant_id', true), '') AS tenant");
