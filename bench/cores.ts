@@ -1,7 +1,7 @@
 // CPU pinning for benchmarks that put the server under test on one core and its clients on another,
 // and the CPU time a process has used (from /proc), to compare servers by work per operation.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { findOnPath } from '../scripts/childProcesses.ts';
 
 const taskset = process.platform === 'linux' ? findOnPath('taskset') : undefined;
@@ -77,4 +77,52 @@ export function residentMiB(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/** The processes below `root` (children, their children, ...), each with a short name. */
+function descendants(root: number): Array<{ pid: number; name: string }> {
+  const parents = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      parents.set(Number(entry), ppid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const below = (pid: number): boolean => {
+    for (let at = parents.get(pid); at !== undefined && at > 1; at = parents.get(at))
+      if (at === root) return true;
+    return false;
+  };
+  return [...parents.keys()].filter(below).map((pid) => ({ pid, name: processName(pid) }));
+}
+
+/** A process's script (for node: the .ts file it runs) or its command, e.g. "subgraphs/metrics/server.ts". */
+function processName(pid: number): string {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    const script = argv.find((arg) => arg.endsWith('.ts'));
+    if (script) return script.replace(/^.*?((subgraphs|gateway|streams|scripts|bench|workers)\/)/, '$1');
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '?';
+  }
+}
+
+/**
+ * CPU seconds per process name below `root` between the call and the returned function's call (processes
+ * of the same name summed, e.g. every postgres backend).
+ */
+export function cpuOfDescendants(root: number): () => Map<string, number> {
+  const before = new Map(descendants(root).map(({ pid }) => [pid, cpuSeconds(pid)]));
+  return () => {
+    const spent = new Map<string, number>();
+    for (const { pid, name } of descendants(root)) {
+      const used = cpuSeconds(pid) - (before.get(pid) ?? 0);
+      if (Number.isFinite(used)) spent.set(name, (spent.get(name) ?? 0) + used);
+    }
+    return spent;
+  };
 }

@@ -14,6 +14,7 @@ import { streamDefinitions } from '../streams/definitions.ts';
 import { publishAll } from '../streams/publisher.ts';
 import { startPlatformProcesses, type PlatformProcesses } from './ingest/platformProcesses.ts';
 import { startPostgres } from '../scripts/localServices.ts';
+import { cpuOfDescendants } from './cores.ts';
 import { median, printTable, printTarget } from './report.ts';
 
 const EVENTS = Number(process.env['BENCH_EVENTS'] ?? 50_000);
@@ -102,7 +103,7 @@ async function endToEnd(
 }
 
 async function rawPublish(url: string, round: number): Promise<number> {
-  const nc = await connect({ servers: url });
+  const nc = await connect({ servers: url, noAsyncTraces: true }); // as the platform connects
   const js = jetstream(nc);
   // A stream of its own with the settings of EVENTS, so the writer does not see these messages.
   const jsm = await jetstreamManager(nc);
@@ -146,6 +147,19 @@ async function rawCopy(admin: pg.Pool, round: number): Promise<number> {
   return EVENTS / ((performance.now() - started) / 1000);
 }
 
+/** Where the CPU of one end-to-end run (the last round's ingestEvents) went, by process. */
+function printCpu(cpu: Map<string, number>): void {
+  const total = [...cpu.values()].reduce((a, b) => a + b, 0);
+  const rows = [...cpu].filter(([, s]) => s >= 0.05).sort((a, b) => b[1] - a[1]);
+  const width = Math.max(...rows.map(([name]) => name.length));
+  console.log(`
+CPU of the last ingestEvents run (${EVENTS} events), by process (below this one; same names summed)`);
+  for (const [name, seconds] of rows)
+    console.log(
+      `${name.padEnd(width)}  ${seconds.toFixed(2).padStart(6)} s  ${((100 * seconds) / total).toFixed(1).padStart(5)} %  ${((seconds * 1e6) / EVENTS).toFixed(1).padStart(6)} µs/event`,
+    );
+}
+
 /** Runs the ingest benchmark and prints its table and ratios. */
 export async function benchIngest(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'pulsegraph-bench-'));
@@ -167,10 +181,13 @@ export async function benchIngest(): Promise<void> {
       graphqlStored: [] as number[],
       httpStored: [] as number[],
     };
+    let cpu = new Map<string, number>();
     for (let round = 1; round <= ROUNDS; round++) {
       results.raw.push(await rawPublish(platform.natsUrl, round));
       results.copy.push(await rawCopy(admin, round));
+      const spent = cpuOfDescendants(process.pid);
       const viaGraphql = await endToEnd(platform, admin, round, 'graphql', stored);
+      cpu = spent();
       stored += EVENTS;
       const viaHttp = await endToEnd(platform, admin, round, 'http', stored);
       stored += EVENTS;
@@ -201,6 +218,7 @@ export async function benchIngest(): Promise<void> {
         ],
       ],
     );
+    printCpu(cpu);
     const rate = median(results.graphqlStored);
     console.log(
       `summary: end to end ${Math.round(rate)} events/s = ${(rate / raw).toFixed(2)}x raw JetStream ` +
