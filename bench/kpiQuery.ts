@@ -1,14 +1,15 @@
 // KPI query benchmark: a 30-day hourly series of a SUM KPI over 10,000,000 stored events, read from the
 // rollups (the metrics subgraph's own SQL, and end to end through the gateway) against the same series
 // computed from the raw events with date_bin. Every answer is checked against the raw one.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { createPool, withTenant } from '../db/pool.ts';
 import { rollupStore } from '../subgraphs/metrics/rollupStore.ts';
 import { calibrateHttp } from './calibrate.ts';
-import { startBenchPlatform, type BenchPlatform } from './platform.ts';
+import { startPostgres } from '../scripts/localServices.ts';
+import { startPlatformProcesses, type PlatformProcesses } from './ingest/platformProcesses.ts';
 import { fixed, printColumns, whole } from './gateway/table.ts';
 import { percentile } from './gateway/load.ts';
 import { median } from './report.ts';
@@ -86,21 +87,29 @@ export async function benchKpiQuery(): Promise<void> {
   const rawPerRound = 1; // a raw series over 10M events takes seconds
   const rollupPerRound = quick ? 20 : 100;
   const dir = await mkdtemp(join(tmpdir(), 'pulsegraph-kpi-bench-'));
-  let bench: BenchPlatform | undefined;
+  await chmod(dir, 0o755); // Postgres runs as its own user: it must reach its data directory in dir
+  let postgres: Awaited<ReturnType<typeof startPostgres>> | undefined;
+  let platform: PlatformProcesses | undefined;
   let pool: pg.Pool | undefined;
   const admin = { client: undefined as pg.Client | undefined };
   try {
-    // No workers: nothing but this bench writes events or rollups.
-    bench = await startBenchPlatform(dir, {
-      logLevel: 'warn',
-      env: { RATE_LIMIT_QUERIES_PER_MINUTE: '0', RATE_LIMIT_QUERIES_PER_MINUTE_PER_TOKEN: '0' },
-    });
-    const { platform } = bench;
+    // The platform as `npm start` runs it, a process per service (rate limits off); nothing but this
+    // bench writes events or rollups.
+    postgres = await startPostgres({ dataDir: join(dir, 'pg'), persistent: false });
+    platform = await startPlatformProcesses(postgres.adminUrl, dir);
     const calibration = await calibrateHttp(quick ? 1_000 : 3_000);
     const token = await platform.token(TENANT, ['admin']);
+    const graphql = async (query: string, variables?: object) => {
+      const response = await fetch(new URL('/graphql', platform!.gatewayUrl), {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ query, variables }),
+      });
+      return (await response.json()) as { data?: unknown; errors?: unknown[] };
+    };
     const define = `mutation { defineKpi(input: { code: "${CODE}", name: "Ticks", eventName: "tick", aggregation: SUM, valueField: "v" }) { code } }`;
-    const defined = await platform.graphql(define, { token });
-    if (defined.body.errors) throw new Error(`defineKpi failed: ${JSON.stringify(defined.body.errors)}`);
+    const defined = await graphql(define);
+    if (defined.errors) throw new Error(`defineKpi failed: ${JSON.stringify(defined.errors)}`);
 
     admin.client = new pg.Client({ connectionString: platform.adminUrl });
     await admin.client.connect();
@@ -112,7 +121,7 @@ export async function benchKpiQuery(): Promise<void> {
     const rollupS = (performance.now() - started) / 1000;
 
     // Both SQL paths as the services run them: the app role, in a tenant-scoped transaction under RLS.
-    pool = createPool(platform.config.DATABASE_URL!, 2, 'kpi-bench');
+    pool = createPool(platform.appUrl, 2, 'kpi-bench');
     const range = { from: new Date(START), to: new Date(END) };
     const raw = () =>
       withTenant(pool!, TENANT, async (client) =>
@@ -136,7 +145,7 @@ export async function benchKpiQuery(): Promise<void> {
     const query = `query ($t: TimeRangeInput!) { kpi(code: "${CODE}") { series(timeRange: $t) { value } } }`;
     const variables = { t: { start: range.from.toISOString(), end: range.to.toISOString(), interval: '1h' } };
     const viaGateway = async () => {
-      const { body } = await platform.graphql(query, { token, variables });
+      const body = await graphql(query, variables);
       if (body.errors) throw new Error(`series failed: ${JSON.stringify(body.errors)}`);
       return (body.data as { kpi: { series: Array<{ value: number }> } }).kpi.series.map((v) => v.value);
     };
@@ -199,7 +208,8 @@ export async function benchKpiQuery(): Promise<void> {
   } finally {
     await admin.client?.end();
     await pool?.end();
-    await bench?.stop();
+    await platform?.stop();
+    await postgres?.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }

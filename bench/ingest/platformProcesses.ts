@@ -17,6 +17,8 @@ export interface PlatformProcesses {
   natsUrl: string;
   /** Superuser URL of the platform's database: for counting what was stored. */
   adminUrl: string;
+  /** The application role's URL (row-level security applies), as the services connect. */
+  appUrl: string;
   token(tenant: string, roles: string[]): Promise<string>;
   stop(): Promise<void>;
 }
@@ -65,6 +67,7 @@ export async function startPlatformProcesses(
     gatewayUrl,
     natsUrl: `nats://127.0.0.1:${ports['NATS_PORT']}`,
     adminUrl: db.adminUrl,
+    appUrl: db.appUrl,
     token: (tenant, roles) => signDevToken(dataDir, { tenant, roles }),
     async stop() {
       await stopChild(child, 'SIGINT', 30_000); // start.ts stops its services, then NATS and Redis

@@ -1,4 +1,4 @@
-import { withTenant } from '../../db/pool.ts';
+import { withTenant, type TenantClient } from '../../db/pool.ts';
 import { intervalMs } from '../../lib/durations.ts';
 import { appError } from '../../lib/errors.ts';
 import { scalars } from '../../lib/scalars.ts';
@@ -23,14 +23,15 @@ interface TimeRangeInput {
 const MAX_BUCKETS = 10_000;
 const DEFAULT_INTERVAL = '1h';
 
-// The definitions of the caller's tenant, read once per request however many KPIs it resolves.
+// The definitions of the caller's tenant, read once per request however many KPIs it resolves: in the
+// caller's transaction when it has one open (one round trip, not a transaction of their own).
 const definitionsByRequest = new WeakMap<Context, Promise<Map<string, KpiDefinition>>>();
-function definitionsOf(context: Context): Promise<Map<string, KpiDefinition>> {
+function definitionsOf(context: Context, client?: TenantClient): Promise<Map<string, KpiDefinition>> {
   let definitions = definitionsByRequest.get(context);
   if (!definitions) {
-    definitions = withTenant(context.pool, context.principal.tenant, (client) =>
-      eventStore.definitions(client),
-    );
+    definitions = client
+      ? eventStore.definitions(client)
+      : withTenant(context.pool, context.principal.tenant, (c) => eventStore.definitions(c));
     definitionsByRequest.set(context, definitions);
   }
   return definitions;
@@ -143,14 +144,15 @@ export const resolvers = {
   Kpi: {
     current: async (kpi: { code: string }, args: { dimensions?: unknown }, context: Context) => {
       const { tenant } = context.principal;
-      const definitions = await definitionsOf(context);
-      const definition = definitions.get(kpi.code);
-      if (!definition) return null;
-      const { from, to } = currentRange(definition.window);
       const dims = dimensionFilter(args.dimensions);
-      const value = await withTenant(context.pool, tenant, (client) =>
-        new KpiCalculator(client, definitions).valueOver(kpi.code, from, to, dims),
-      );
+      const value = await withTenant(context.pool, tenant, async (client) => {
+        const definitions = await definitionsOf(context, client);
+        const definition = definitions.get(kpi.code);
+        if (!definition) return undefined;
+        const { from, to } = currentRange(definition.window);
+        return new KpiCalculator(client, definitions).valueOver(kpi.code, from, to, dims);
+      });
+      if (value === undefined) return null;
       // The cursor is this KPI's position in the KPI stream: subscribing after it misses nothing.
       const seq = await lastSequence(context.broker.nc, Stream.KPI, subjects.kpi(tenant, kpi.code));
       const dimensions = Object.keys(dims).length ? (dims as Record<string, string>) : null;
@@ -163,10 +165,9 @@ export const resolvers = {
     ) => {
       const { tenant } = context.principal;
       const range = checkRange(args.timeRange);
-      const definitions = await definitionsOf(context);
       const dims = dimensionFilter(args.dimensions);
-      const values = await withTenant(context.pool, tenant, (client) =>
-        new KpiCalculator(client, definitions).series(kpi.code, range, dims),
+      const values = await withTenant(context.pool, tenant, async (client) =>
+        new KpiCalculator(client, await definitionsOf(context, client)).series(kpi.code, range, dims),
       );
       return values.map((value) => kpiValue(kpi.code, value, `s:${value.at.getTime()}`));
     },

@@ -77,6 +77,15 @@ const toTotals = (row: TotalsRow | undefined): RollupTotals => ({
   sketch: row?.sketch ?? null,
 });
 
+/**
+ * The group of a rollup row: its values of the grouped dimensions (parameter $n, the query's last), or
+ * without a grouping the one empty group: a constant, not a subquery per row (and no parameter $n).
+ */
+const groupExpression = (groupBy: readonly string[], n: number) =>
+  groupBy.length
+    ? `(SELECT coalesce(jsonb_object_agg(g, dims -> g), '{}') FROM unnest($${n}::text[]) AS g)`
+    : `'{}'::jsonb`;
+
 /** SQL for rollups; every call runs in a tenant-scoped transaction, so RLS confines it. */
 export const rollupStore = {
   /** Adds deltas to the rollup rows, in a fixed order so concurrent writers cannot deadlock. */
@@ -199,7 +208,7 @@ export const rollupStore = {
       `SELECT at, grp AS "group", sum(count) AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max,
               sketch_merge_agg(sketch) FILTER (WHERE sketch IS NOT NULL) AS sketch
          FROM (SELECT date_bin(make_interval(secs => $5::double precision / 1000), bucket, 'epoch') AS at,
-                      (SELECT coalesce(jsonb_object_agg(g, dims -> g), '{}') FROM unnest($7::text[]) AS g) AS grp,
+                      ${groupExpression(query.groupBy, 7)} AS grp,
                       count, sum, min, max, sketch
                  FROM rollups
                 WHERE kpi_code = $1 AND resolution = $2 AND bucket >= $3 AND bucket < $4 AND dims @> $6::jsonb) bucketed
@@ -211,7 +220,7 @@ export const rollupStore = {
         query.to,
         query.intervalMs,
         JSON.stringify(query.dims),
-        query.groupBy,
+        ...(query.groupBy.length ? [query.groupBy] : []),
       ],
     );
     return rows.map((row) => ({ ...toTotals(row), at: row.at, group: row.group }));
@@ -226,12 +235,19 @@ export const rollupStore = {
     const { rows } = await client.query<{ at: Date; group: Record<string, string | null>; n: string }>(
       `SELECT at, grp AS "group", count(DISTINCT value) AS n
          FROM (SELECT date_bin(make_interval(secs => $4::double precision / 1000), bucket, 'epoch') AS at,
-                      (SELECT coalesce(jsonb_object_agg(g, dims -> g), '{}') FROM unnest($6::text[]) AS g) AS grp,
+                      ${groupExpression(query.groupBy, 6)} AS grp,
                       value
                  FROM rollup_distinct
                 WHERE kpi_code = $1 AND bucket >= $2 AND bucket < $3 AND dims @> $5::jsonb) bucketed
         GROUP BY at, grp ORDER BY at`,
-      [query.kpiCode, query.from, query.to, query.intervalMs, JSON.stringify(query.dims), query.groupBy],
+      [
+        query.kpiCode,
+        query.from,
+        query.to,
+        query.intervalMs,
+        JSON.stringify(query.dims),
+        ...(query.groupBy.length ? [query.groupBy] : []),
+      ],
     );
     return rows.map((row) => ({ at: row.at, group: row.group, count: Number(row.n) }));
   },
