@@ -18,6 +18,35 @@ describe('a subscriber outbox', () => {
     expect(await take(outbox, 1)).toEqual([{ n: 2 }]);
   });
 
+  it('lets a direct writer take values while its reader waits, and queues in order what it declines', async () => {
+    const outbox = new Outbox({ capacity: 4, onOverflow: vi.fn() });
+    const written: number[] = [];
+    let room = 2;
+    outbox.writeDirectly((d) => {
+      if (room === 0) return false;
+      room--;
+      written.push((d.result.data as { n: number }).n);
+      return true;
+    });
+    outbox.offer(delivery(0)); // no reader waiting yet: queued, not written
+    expect(await take(outbox, 1)).toEqual([{ n: 0 }]);
+    const reading = outbox.next();
+    outbox.offer(delivery(1));
+    outbox.offer(delivery(2));
+    outbox.offer(delivery(3)); // the writer is full: handed to the waiting reader
+    outbox.offer(delivery(4)); // the reader is busy: queued behind 3
+    room = 5;
+    outbox.offer(delivery(5)); // still queued: the writer must not overtake 4
+    expect(written).toEqual([1, 2]);
+    expect(((await reading).value as Delivery).result.data).toEqual({ n: 3 });
+    expect(await take(outbox, 2)).toEqual([{ n: 4 }, { n: 5 }]);
+    const waiting = outbox.next();
+    outbox.offer(delivery(6)); // idle again: written directly
+    expect(written).toEqual([1, 2, 6]);
+    outbox.close();
+    expect((await waiting).done).toBe(true);
+  });
+
   it('conflates a key to its latest value, moved to the end so that cursors only grow, and counts the drop', async () => {
     const onDrop = vi.fn();
     const outbox = new Outbox({ capacity: 4, onOverflow: vi.fn(), onDrop });

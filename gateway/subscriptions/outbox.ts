@@ -19,6 +19,7 @@ export class Outbox implements AsyncIterableIterator<Delivery> {
   private readonly onDrop: () => void;
   private readonly onClose: () => void;
   private waiting?: (result: IteratorResult<Delivery>) => void;
+  private sink?: (delivery: Delivery) => boolean;
   private roomWaiters: Array<() => void> = [];
   private unique = 0;
   private closed = false;
@@ -39,9 +40,20 @@ export class Outbox implements AsyncIterableIterator<Delivery> {
     this.onClose = options.onClose ?? (() => undefined);
   }
 
+  /**
+   * A writer that takes a delivery at once (true), or declines (false, e.g. its socket has too many
+   * frames in flight). Offered every delivery while the reader waits on an empty queue, so a subscriber
+   * that keeps up gets its frame written in the fan-out's own loop, without a promise hop per value;
+   * whatever it declines is queued and read as before, in order.
+   */
+  writeDirectly(sink: (delivery: Delivery) => boolean): void {
+    this.sink = sink;
+  }
+
   /** Queues a delivery without waiting; with a key, it replaces a queued delivery of that key. */
   offer(delivery: Delivery, key?: string): void {
     if (this.closed || this.finished) return;
+    if (this.waiting && this.sink?.(delivery)) return;
     if (this.waiting) {
       const resolve = this.waiting;
       this.waiting = undefined;

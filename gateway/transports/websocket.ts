@@ -54,6 +54,14 @@ function writeFrames(outbox: Outbox, socket: WebSocket, id: string): AsyncIterab
     inFlight--;
     room?.();
   };
+  // While this subscriber keeps up, the fan-out writes its frames directly; the loop below writes what
+  // was queued instead (frames in flight at the limit).
+  outbox.writeDirectly((delivery) => {
+    if (inFlight >= MAX_IN_FLIGHT || socket.readyState !== socket.OPEN) return false;
+    inFlight++;
+    socket.send(`${prefix}${delivery.json()}}`, written);
+    return true;
+  });
   const pumped = (async () => {
     for await (const delivery of outbox) {
       if (socket.readyState !== socket.OPEN) break;
