@@ -3,17 +3,13 @@
 // COPY of them into a table shaped like `events`, on this machine.
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { mkdtemp, rm, chmod } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { streamDefinitions } from '../streams/definitions.ts';
 import { publishAll } from '../streams/publisher.ts';
-import { startPlatformProcesses, type PlatformProcesses } from './ingest/platformProcesses.ts';
-import { startPostgres } from '../scripts/localServices.ts';
+import { startPlatformProcesses, type PlatformProcesses } from './platformProcesses.ts';
 import { cpuOfDescendants } from './cores.ts';
 import { median, printTable, printTarget } from './report.ts';
 
@@ -56,17 +52,6 @@ async function waitStored(admin: pg.Pool, expected: number): Promise<void> {
   }
 }
 
-/** POSTs an operation to the gateway; throws on an error. */
-async function graphql(platform: PlatformProcesses, token: string, query: string, variables?: object) {
-  const response = await fetch(new URL('/graphql', platform.gatewayUrl), {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as { errors?: unknown[] };
-  if (!response.ok || body.errors) throw new Error(`${response.status}: ${JSON.stringify(body)}`);
-}
-
 async function endToEnd(
   platform: PlatformProcesses,
   admin: pg.Pool,
@@ -79,8 +64,7 @@ async function endToEnd(
   const started = performance.now();
   await inBatches(events, async (batch) => {
     if (via === 'graphql') {
-      await graphql(
-        platform,
+      await platform.graphql(
         token,
         'mutation ($e: [EventInput!]!) { ingestEvents(events: $e) { accepted } }',
         {
@@ -162,14 +146,11 @@ CPU of the last ingestEvents run (${EVENTS} events), by process (below this one;
 
 /** Runs the ingest benchmark and prints its table and ratios. */
 export async function benchIngest(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'pulsegraph-bench-'));
-  await chmod(dir, 0o755);
-  const postgres = await startPostgres({ dataDir: join(dir, 'pg'), persistent: false });
-  const platform = await startPlatformProcesses(postgres.adminUrl, dir);
+  const platform = await startPlatformProcesses('ingest');
   const admin = new pg.Pool({ connectionString: platform.adminUrl, max: CLIENTS + 1 });
   try {
     const define = `mutation { defineKpi(input: { code: "revenue", name: "Revenue", eventName: "checkout.completed", aggregation: SUM, valueField: "amount", dimensions: ["country"] }) { code } }`;
-    await graphql(platform, await platform.token('bench', ['admin']), define);
+    await platform.graphql(await platform.token('bench', ['admin']), define);
     let stored = 0;
     // Warm-up: JIT, pools and consumers, not counted.
     await endToEnd(platform, admin, 0, 'graphql', stored);
@@ -236,7 +217,5 @@ export async function benchIngest(): Promise<void> {
   } finally {
     await admin.end();
     await platform.stop();
-    await postgres.stop();
-    await rm(dir, { recursive: true, force: true });
   }
 }

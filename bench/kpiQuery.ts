@@ -1,15 +1,11 @@
 // KPI query benchmark: a 30-day hourly series of a SUM KPI over 10,000,000 stored events, read from the
 // rollups (the metrics subgraph's own SQL, and end to end through the gateway) against the same series
 // computed from the raw events with date_bin. Every answer is checked against the raw one.
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { createPool, withTenant } from '../db/pool.ts';
 import { rollupStore } from '../subgraphs/metrics/rollupStore.ts';
 import { calibrateHttp } from './calibrate.ts';
-import { startPostgres } from '../scripts/localServices.ts';
-import { startPlatformProcesses, type PlatformProcesses } from './ingest/platformProcesses.ts';
+import { startPlatformProcesses } from './platformProcesses.ts';
 import { fixed, printColumns, whole } from './gateway/table.ts';
 import { percentile } from './gateway/load.ts';
 import { median } from './report.ts';
@@ -86,30 +82,16 @@ export async function benchKpiQuery(): Promise<void> {
   const rounds = quick ? 2 : 3;
   const rawPerRound = 1; // a raw series over 10M events takes seconds
   const rollupPerRound = quick ? 20 : 100;
-  const dir = await mkdtemp(join(tmpdir(), 'pulsegraph-kpi-bench-'));
-  await chmod(dir, 0o755); // Postgres runs as its own user: it must reach its data directory in dir
-  let postgres: Awaited<ReturnType<typeof startPostgres>> | undefined;
-  let platform: PlatformProcesses | undefined;
+  // The platform as `npm start` runs it, a process per service (rate limits off); nothing but this bench
+  // writes events or rollups.
+  const platform = await startPlatformProcesses('kpi');
   let pool: pg.Pool | undefined;
   const admin = { client: undefined as pg.Client | undefined };
   try {
-    // The platform as `npm start` runs it, a process per service (rate limits off); nothing but this
-    // bench writes events or rollups.
-    postgres = await startPostgres({ dataDir: join(dir, 'pg'), persistent: false });
-    platform = await startPlatformProcesses(postgres.adminUrl, dir);
     const calibration = await calibrateHttp(quick ? 1_000 : 3_000);
     const token = await platform.token(TENANT, ['admin']);
-    const graphql = async (query: string, variables?: object) => {
-      const response = await fetch(new URL('/graphql', platform!.gatewayUrl), {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ query, variables }),
-      });
-      return (await response.json()) as { data?: unknown; errors?: unknown[] };
-    };
     const define = `mutation { defineKpi(input: { code: "${CODE}", name: "Ticks", eventName: "tick", aggregation: SUM, valueField: "v" }) { code } }`;
-    const defined = await graphql(define);
-    if (defined.errors) throw new Error(`defineKpi failed: ${JSON.stringify(defined.errors)}`);
+    await platform.graphql(token, define);
 
     admin.client = new pg.Client({ connectionString: platform.adminUrl });
     await admin.client.connect();
@@ -145,9 +127,8 @@ export async function benchKpiQuery(): Promise<void> {
     const query = `query ($t: TimeRangeInput!) { kpi(code: "${CODE}") { series(timeRange: $t) { value } } }`;
     const variables = { t: { start: range.from.toISOString(), end: range.to.toISOString(), interval: '1h' } };
     const viaGateway = async () => {
-      const body = await graphql(query, variables);
-      if (body.errors) throw new Error(`series failed: ${JSON.stringify(body.errors)}`);
-      return (body.data as { kpi: { series: Array<{ value: number }> } }).kpi.series.map((v) => v.value);
+      const data = await platform.graphql(token, query, variables);
+      return (data as { kpi: { series: Array<{ value: number }> } }).kpi.series.map((v) => v.value);
     };
 
     // Warm-up (plans, caches, JIT), and the check that all three give the same 720 values.
@@ -208,8 +189,6 @@ export async function benchKpiQuery(): Promise<void> {
   } finally {
     await admin.client?.end();
     await pool?.end();
-    await platform?.stop();
-    await postgres?.stop();
-    await rm(dir, { recursive: true, force: true });
+    await platform.stop();
   }
 }

@@ -3,18 +3,13 @@
 // { "<name>": "<url>", ... } once all listen. GET /fetches answers the operations counted so far;
 // GET /record starts recording the operations received (URL and body), GET /recorded answers and ends it.
 import { execute, parse, type DocumentNode } from 'graphql';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { benchSubgraphs, subgraphSchema } from './subgraphs.ts';
+import { readBody } from './readBody.ts';
 
 let fetches = 0;
 let recorded: Array<{ url: string; body: string }> | undefined;
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 const urls: Record<string, string> = {};
 for (const subgraph of benchSubgraphs) {

@@ -54,19 +54,21 @@ function writeFrames(outbox: Outbox, socket: WebSocket, id: string): AsyncIterab
     inFlight--;
     room?.();
   };
+  const send = (delivery: Delivery) => {
+    inFlight++;
+    socket.send(`${prefix}${delivery.json()}}`, written);
+  };
   // While this subscriber keeps up, the fan-out writes its frames directly; the loop below writes what
   // was queued instead (frames in flight at the limit).
   outbox.writeDirectly((delivery) => {
     if (inFlight >= MAX_IN_FLIGHT || socket.readyState !== socket.OPEN) return false;
-    inFlight++;
-    socket.send(`${prefix}${delivery.json()}}`, written);
+    send(delivery);
     return true;
   });
   const pumped = (async () => {
     for await (const delivery of outbox) {
       if (socket.readyState !== socket.OPEN) break;
-      inFlight++;
-      socket.send(`${prefix}${delivery.json()}}`, written);
+      send(delivery);
       while (inFlight >= MAX_IN_FLIGHT && socket.readyState === socket.OPEN) {
         await new Promise<void>((resolve) => (room = resolve));
       }

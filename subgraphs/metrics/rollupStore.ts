@@ -78,13 +78,14 @@ const toTotals = (row: TotalsRow | undefined): RollupTotals => ({
 });
 
 /**
- * The group of a rollup row: its values of the grouped dimensions (parameter $n, the query's last), or
- * without a grouping the one empty group: a constant, not a subquery per row (and no parameter $n).
+ * The group of a rollup row: its values of the grouped dimensions (appended to `params` as a text[]), or
+ * without a grouping the one empty group: a constant, not a subquery per row.
  */
-const groupExpression = (groupBy: readonly string[], n: number) =>
-  groupBy.length
-    ? `(SELECT coalesce(jsonb_object_agg(g, dims -> g), '{}') FROM unnest($${n}::text[]) AS g)`
-    : `'{}'::jsonb`;
+function groupExpression(groupBy: readonly string[], params: unknown[]): string {
+  if (!groupBy.length) return `'{}'::jsonb`;
+  params.push(groupBy);
+  return `(SELECT coalesce(jsonb_object_agg(g, dims -> g), '{}') FROM unnest($${params.length}::text[]) AS g)`;
+}
 
 /** SQL for rollups; every call runs in a tenant-scoped transaction, so RLS confines it. */
 export const rollupStore = {
@@ -204,24 +205,24 @@ export const rollupStore = {
     },
   ): Promise<Array<RollupTotals & { at: Date; group: Record<string, string | null> }>> {
     metricReads.inc({ source: 'rollups' });
+    const params: unknown[] = [
+      query.kpiCode,
+      query.resolution,
+      query.from,
+      query.to,
+      query.intervalMs,
+      JSON.stringify(query.dims),
+    ];
     const { rows } = await client.query<TotalsRow & { at: Date; group: Record<string, string | null> }>(
       `SELECT at, grp AS "group", sum(count) AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max,
               sketch_merge_agg(sketch) FILTER (WHERE sketch IS NOT NULL) AS sketch
          FROM (SELECT date_bin(make_interval(secs => $5::double precision / 1000), bucket, 'epoch') AS at,
-                      ${groupExpression(query.groupBy, 7)} AS grp,
+                      ${groupExpression(query.groupBy, params)} AS grp,
                       count, sum, min, max, sketch
                  FROM rollups
                 WHERE kpi_code = $1 AND resolution = $2 AND bucket >= $3 AND bucket < $4 AND dims @> $6::jsonb) bucketed
         GROUP BY at, grp ORDER BY at`,
-      [
-        query.kpiCode,
-        query.resolution,
-        query.from,
-        query.to,
-        query.intervalMs,
-        JSON.stringify(query.dims),
-        ...(query.groupBy.length ? [query.groupBy] : []),
-      ],
+      params,
     );
     return rows.map((row) => ({ ...toTotals(row), at: row.at, group: row.group }));
   },
@@ -232,22 +233,22 @@ export const rollupStore = {
     query: { kpiCode: string; from: Date; to: Date; intervalMs: number; dims: object; groupBy: string[] },
   ): Promise<Array<{ at: Date; group: Record<string, string | null>; count: number }>> {
     metricReads.inc({ source: 'rollups' });
+    const params: unknown[] = [
+      query.kpiCode,
+      query.from,
+      query.to,
+      query.intervalMs,
+      JSON.stringify(query.dims),
+    ];
     const { rows } = await client.query<{ at: Date; group: Record<string, string | null>; n: string }>(
       `SELECT at, grp AS "group", count(DISTINCT value) AS n
          FROM (SELECT date_bin(make_interval(secs => $4::double precision / 1000), bucket, 'epoch') AS at,
-                      ${groupExpression(query.groupBy, 6)} AS grp,
+                      ${groupExpression(query.groupBy, params)} AS grp,
                       value
                  FROM rollup_distinct
                 WHERE kpi_code = $1 AND bucket >= $2 AND bucket < $3 AND dims @> $5::jsonb) bucketed
         GROUP BY at, grp ORDER BY at`,
-      [
-        query.kpiCode,
-        query.from,
-        query.to,
-        query.intervalMs,
-        JSON.stringify(query.dims),
-        ...(query.groupBy.length ? [query.groupBy] : []),
-      ],
+      params,
     );
     return rows.map((row) => ({ at: row.at, group: row.group, count: Number(row.n) }));
   },

@@ -4,8 +4,9 @@
 // parses every answer, and writes the answer with JSON.stringify. What it does, every gateway must do.
 // Env: BENCH_FLOOR (JSON file: { fetches: [{ url, body }], answer }), BENCH_PORT. Prints "listening <port>".
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer } from 'node:http';
 import { Agent, request } from 'undici';
+import { readBody } from '../readBody.ts';
 
 interface Recording {
   fetches: Array<{ url: string; body: string }>;
@@ -16,12 +17,6 @@ interface Recording {
 const recording = JSON.parse(readFileSync(process.env['BENCH_FLOOR']!, 'utf8')) as Recording;
 const answer = JSON.parse(recording.answer) as unknown;
 const agent = new Agent({ keepAliveTimeout: 30_000, connections: 128, pipelining: 1 });
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 async function send(url: string, body: string, authorization: string | undefined): Promise<unknown> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
