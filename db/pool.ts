@@ -31,35 +31,62 @@ export function withTenant<T>(
   tenant: string,
   fn: (client: TenantClient) => Promise<T>,
 ): Promise<T> {
+  return inSpan(tenant, () => inTransaction(pool, tenant, 'BEGIN', fn, true));
+}
+
+/**
+ * withTenant for reads: a READ ONLY transaction (a write in fn fails), answered as soon as fn has its rows.
+ * Its COMMIT is not waited for: a read's rows stand whether or not the commit arrives, and the client goes
+ * back to the pool (or, if the commit fails, is discarded) once it has. One round trip less per read.
+ */
+export function withTenantRead<T>(
+  pool: pg.Pool,
+  tenant: string,
+  fn: (client: TenantClient) => Promise<T>,
+): Promise<T> {
+  return inSpan(tenant, () => inTransaction(pool, tenant, 'BEGIN READ ONLY', fn, false));
+}
+
+function inSpan<T>(tenant: string, run: () => Promise<T>): Promise<T> {
   return withSpan(
     'postgres transaction',
     {
       kind: SpanKind.CLIENT,
       attributes: { [ATTR_COMPONENT]: 'postgres', [ATTR_TENANT]: tenant, 'db.system.name': 'postgresql' },
     },
-    () => inTransaction(pool, tenant, fn),
+    run,
   );
 }
 
 async function inTransaction<T>(
   pool: pg.Pool,
   tenant: string,
+  begin: 'BEGIN' | 'BEGIN READ ONLY',
   fn: (client: TenantClient) => Promise<T>,
+  awaitCommit: boolean,
 ): Promise<T> {
   const client = await pool.connect();
+  let result: T;
   try {
     // One round trip: BEGIN and the tenant setting as one simple-protocol query (the tenant quoted as a
     // literal by the driver), not two.
-    await client.query(`BEGIN; SELECT set_config('app.tenant_id', ${client.escapeLiteral(tenant)}, true)`);
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
+    await client.query(`${begin}; SELECT set_config('app.tenant_id', ${client.escapeLiteral(tenant)}, true)`);
+    result = await fn(client);
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
     client.release();
+    throw error;
   }
+  const committed = client.query('COMMIT').then(
+    () => client.release(),
+    (error: Error) => {
+      client.release(error);
+      throw error;
+    },
+  );
+  if (awaitCommit) await committed;
+  else committed.catch(() => undefined); // the rows are already read; the client is discarded
+  return result;
 }
 
 /** Refuses to run as a role that could read across tenants (superuser, BYPASSRLS, or a table owner). */

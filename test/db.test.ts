@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, migrationsDir } from '../db/migrate.ts';
-import { assertRowLevelSecurity, createPool, withTenant } from '../db/pool.ts';
+import { assertRowLevelSecurity, createPool, withTenant, withTenantRead } from '../db/pool.ts';
 import { eventStore, type IncomingEvent } from '../subgraphs/metrics/store.ts';
 import { createTestDatabase, TEST_APP_PASSWORD, type TestDatabase } from './support/services.ts';
 
@@ -141,6 +141,33 @@ describe('row-level security', () => {
     await withTenant(app, 'globex', (client) => client.query('SELECT 1'));
     const { rows } = await app.query("SELECT coalesce(current_setting('app.tenant_id', true), '') AS tenant");
     expect(rows.every((r: { tenant: string }) => r.tenant === '')).toBe(true);
+  });
+
+  it('reads in a read-only transaction of the tenant, answered before its commit, and refuses writes', async () => {
+    const single = createPool(db.appUrl, 1, 'db-test-single');
+    try {
+      const rows = await withTenantRead(
+        single,
+        'acme',
+        async (client) => (await client.query<{ code: string }>('SELECT code FROM kpis')).rows,
+      );
+      expect(rows).toEqual([{ code: 'orders' }]);
+      // The one connection comes back to the pool after its COMMIT, the setting gone with the transaction.
+      const { rows: after } = await single.query<{ tenant: string; open: boolean }>(
+        "SELECT coalesce(current_setting('app.tenant_id', true), '') AS tenant, now() = statement_timestamp() AS open",
+      );
+      expect(after).toEqual([{ tenant: '', open: true }]);
+      await expect(
+        withTenantRead(single, 'acme', (client) => client.query(`UPDATE kpis SET name = 'x'`)),
+      ).rejects.toThrow(/read-only transaction/);
+      const { rows: names } = await withTenantRead(single, 'acme', (client) =>
+        client.query('SELECT name FROM kpis'),
+      );
+      expect(names).not.toContainEqual({ name: 'x' });
+      expect(single.totalCount).toBe(1);
+    } finally {
+      await single.end();
+    }
   });
 
   it('accepts the application role and refuses one that can bypass it', async () => {

@@ -21,6 +21,19 @@ beforeAll(async () => {
 });
 afterAll(() => platform?.stop());
 
+/** An in-process gateway over the test platform whose `subgraph` is unreachable. */
+async function gatewayWithout(subgraph: string) {
+  return createGateway({
+    supergraphSdl: readFileSync('supergraph.graphql', 'utf8'),
+    subgraphUrls: { ...platform.subgraphUrls, [subgraph]: `http://127.0.0.1:${await freePort()}/graphql` },
+    verifier: await createTokenVerifier(platform.config),
+    logger: createLogger('gateway', 'silent'),
+    production: false,
+    allowAnonymousIntrospection: false,
+    subgraphTimeoutMs: 2_000,
+  });
+}
+
 describe('federated KPI definitions through the gateway', () => {
   it('defines a KPI and reads it back with kpi(code) and kpis', async () => {
     const input = {
@@ -134,15 +147,7 @@ describe('federated KPI definitions through the gateway', () => {
 
 describe('a subgraph that cannot be reached', () => {
   it('fails only its own fields, with SERVICE_UNAVAILABLE, while the rest of the query is served', async () => {
-    const gateway = createGateway({
-      supergraphSdl: readFileSync('supergraph.graphql', 'utf8'),
-      subgraphUrls: { ...platform.subgraphUrls, reports: `http://127.0.0.1:${await freePort()}/graphql` },
-      verifier: await createTokenVerifier(platform.config),
-      logger: createLogger('gateway', 'silent'),
-      production: false,
-      allowAnonymousIntrospection: false,
-      subgraphTimeoutMs: 2_000,
-    });
+    const gateway = await gatewayWithout('reports');
     try {
       const response = await gateway.yoga.fetch('http://gateway/graphql', {
         method: 'POST',
@@ -160,6 +165,36 @@ describe('a subgraph that cannot be reached', () => {
       expect(body.errors).toMatchObject([
         { extensions: { code: 'SERVICE_UNAVAILABLE', serviceName: 'reports' } },
       ]);
+    } finally {
+      await gateway.close();
+    }
+  });
+});
+
+describe('KPI values without the metadata subgraph', () => {
+  it('serves kpi(code) { series } from the metrics subgraph alone (one fetch), null for an unknown code', async () => {
+    // metadata unreachable: what metrics resolves itself (kpi is shareable) must not need it.
+    const gateway = await gatewayWithout('metadata');
+    const ask = async (token: string, code: string) => {
+      const response = await gateway.yoga.fetch('http://gateway/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({
+          query: `query ($code: ID!) { kpi(code: $code) { code series(timeRange: { start: "2026-11-01T00:00:00Z", end: "2026-11-01T03:00:00Z", interval: "1h" }) { value } } }`,
+          variables: { code },
+        }),
+      });
+      return (await response.json()) as unknown;
+    };
+    try {
+      expect(await ask(admin, 'checkout.revenue')).toEqual({
+        data: { kpi: { code: 'checkout.revenue', series: [{ value: 0 }, { value: 0 }, { value: 0 }] } },
+      });
+      expect(await ask(admin, 'no.such.kpi')).toEqual({ data: { kpi: null } });
+      // Another tenant's KPI of that code does not exist for this one.
+      expect(await ask(await platform.token('globex', ['admin']), 'checkout.revenue')).toEqual({
+        data: { kpi: null },
+      });
     } finally {
       await gateway.close();
     }

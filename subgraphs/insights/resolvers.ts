@@ -1,5 +1,5 @@
 import DataLoader from 'dataloader';
-import { withTenant, type TenantClient } from '../../db/pool.ts';
+import { withTenant, withTenantRead, type TenantClient } from '../../db/pool.ts';
 import { appError } from '../../lib/errors.ts';
 import { scalars } from '../../lib/scalars.ts';
 import type { PlatformDeps, SubgraphContext } from '../../lib/subgraphServer.ts';
@@ -31,7 +31,7 @@ function loadersOf(context: Context): Loaders {
   let found = loaders.get(context);
   if (!found) {
     const tenantScoped = <T>(fn: (client: TenantClient) => Promise<T>) =>
-      withTenant(context.pool, context.principal.tenant, fn);
+      withTenantRead(context.pool, context.principal.tenant, fn);
     found = {
       insights: new Map(),
       alerts: new DataLoader(async (codes) => {
@@ -54,7 +54,7 @@ function kpiInsights(context: Context, code: string, limit: number): Promise<Ins
   let loader = perLimit.get(limit);
   if (!loader) {
     loader = new DataLoader(async (codes) => {
-      const byKpi = await withTenant(context.pool, context.principal.tenant, (client) =>
+      const byKpi = await withTenantRead(context.pool, context.principal.tenant, (client) =>
         insightStore.latestOfKpis(client, codes, limit),
       );
       return codes.map((c) => byKpi.get(c) ?? []);
@@ -71,11 +71,11 @@ export const resolvers = {
     insights: (_: unknown, args: { context: string; limit?: number | null }, context: Context) => {
       const { tenant } = context.principal;
       const limit = checkLimit(args.limit);
-      return withTenant(context.pool, tenant, (client) => insightStore.list(client, args.context, limit));
+      return withTenantRead(context.pool, tenant, (client) => insightStore.list(client, args.context, limit));
     },
     alerts: (_: unknown, args: { kpi?: string | null }, context: Context) => {
       const { tenant } = context.principal;
-      return withTenant(context.pool, tenant, (client) => alertStore.list(client, args.kpi ?? null));
+      return withTenantRead(context.pool, tenant, (client) => alertStore.list(client, args.kpi ?? null));
     },
   },
   Mutation: {

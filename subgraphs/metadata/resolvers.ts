@@ -1,5 +1,5 @@
 import DataLoader from 'dataloader';
-import { withTenant } from '../../db/pool.ts';
+import { withTenant, withTenantRead } from '../../db/pool.ts';
 import { appError } from '../../lib/errors.ts';
 import { formulaReferences, parseFormula } from '../../lib/formula.ts';
 import type { PlatformDeps, SubgraphContext } from '../../lib/subgraphServer.ts';
@@ -17,7 +17,7 @@ function kpiLoader(context: Context): DataLoader<string, StoredKpi | null> {
   let loader = loaders.get(context);
   if (!loader) {
     loader = new DataLoader(async (codes) => {
-      const rows = await withTenant(context.pool, context.principal.tenant, (c) =>
+      const rows = await withTenantRead(context.pool, context.principal.tenant, (c) =>
         kpiStore.getMany(c, codes),
       );
       const byCode = new Map(rows.map((row) => [row.code, row]));
@@ -42,7 +42,7 @@ export const resolvers = {
   Query: {
     kpis: (_: unknown, __: unknown, context: Context) => {
       const { tenant } = context.principal;
-      return withTenant(context.pool, tenant, (client) => kpiStore.list(client));
+      return withTenantRead(context.pool, tenant, (client) => kpiStore.list(client));
     },
     kpi: (_: unknown, args: { code: string }, context: Context) => kpiLoader(context).load(args.code),
   },

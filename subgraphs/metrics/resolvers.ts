@@ -1,4 +1,4 @@
-import { withTenant, type TenantClient } from '../../db/pool.ts';
+import { withTenantRead, type TenantClient } from '../../db/pool.ts';
 import { intervalMs } from '../../lib/durations.ts';
 import { appError } from '../../lib/errors.ts';
 import { scalars } from '../../lib/scalars.ts';
@@ -31,7 +31,7 @@ function definitionsOf(context: Context, client?: TenantClient): Promise<Map<str
   if (!definitions) {
     definitions = client
       ? eventStore.definitions(client)
-      : withTenant(context.pool, context.principal.tenant, (c) => eventStore.definitions(c));
+      : withTenantRead(context.pool, context.principal.tenant, (c) => eventStore.definitions(c));
     definitionsByRequest.set(context, definitions);
   }
   return definitions;
@@ -77,6 +77,9 @@ const kpiValue = (code: string, value: ComputedValue, cursor: string) => ({
 export const resolvers = {
   ...scalars,
   Query: {
+    // The same answer as metadata's: a reference to the tenant's KPI of that code, or null.
+    kpi: async (_: unknown, args: { code: string }, context: Context) =>
+      (await definitionsOf(context)).has(args.code) ? { code: args.code } : null,
     metrics: async (
       _: unknown,
       args: { names: string[]; timeRange: TimeRangeInput; dimensions?: string[] | null },
@@ -86,7 +89,7 @@ export const resolvers = {
       const range = checkRange(args.timeRange);
       const definitions = await definitionsOf(context);
       const groupBy = args.dimensions ?? [];
-      return withTenant(context.pool, tenant, async (client) => {
+      return withTenantRead(context.pool, tenant, async (client) => {
         const calculator = new KpiCalculator(client, definitions);
         const metrics = [];
         for (const name of args.names) {
@@ -145,7 +148,7 @@ export const resolvers = {
     current: async (kpi: { code: string }, args: { dimensions?: unknown }, context: Context) => {
       const { tenant } = context.principal;
       const dims = dimensionFilter(args.dimensions);
-      const value = await withTenant(context.pool, tenant, async (client) => {
+      const value = await withTenantRead(context.pool, tenant, async (client) => {
         const definitions = await definitionsOf(context, client);
         const definition = definitions.get(kpi.code);
         if (!definition) return undefined;
@@ -166,7 +169,7 @@ export const resolvers = {
       const { tenant } = context.principal;
       const range = checkRange(args.timeRange);
       const dims = dimensionFilter(args.dimensions);
-      const values = await withTenant(context.pool, tenant, async (client) =>
+      const values = await withTenantRead(context.pool, tenant, async (client) =>
         new KpiCalculator(client, await definitionsOf(context, client)).series(kpi.code, range, dims),
       );
       return values.map((value) => kpiValue(kpi.code, value, `s:${value.at.getTime()}`));

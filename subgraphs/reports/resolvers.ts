@@ -1,6 +1,6 @@
 import DataLoader from 'dataloader';
 import type pg from 'pg';
-import { withTenant } from '../../db/pool.ts';
+import { withTenant, withTenantRead } from '../../db/pool.ts';
 import type { Principal } from '../../lib/auth.ts';
 import { appError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -55,11 +55,13 @@ export const resolvers = {
     ) => {
       const { tenant } = context.principal;
       const filter = { type: args.type ?? undefined, status: args.status ?? undefined };
-      return withTenant(context.pool, tenant, (client) => reportStore.list(client, filter));
+      return withTenantRead(context.pool, tenant, (client) => reportStore.list(client, filter));
     },
     report: async (_: unknown, args: { id: string }, context: ReportsContext) => {
       const { tenant } = context.principal;
-      return (await withTenant(context.pool, tenant, (client) => reportStore.get(client, args.id))) ?? null;
+      return (
+        (await withTenantRead(context.pool, tenant, (client) => reportStore.get(client, args.id))) ?? null
+      );
     },
   },
   Mutation: {
@@ -117,7 +119,8 @@ export const resolvers = {
     __resolveReference: async (reference: { id: string }, _: unknown, context: ReportsContext) => {
       const { tenant } = context.principal;
       return (
-        (await withTenant(context.pool, tenant, (client) => reportStore.get(client, reference.id))) ?? null
+        (await withTenantRead(context.pool, tenant, (client) => reportStore.get(client, reference.id))) ??
+        null
       );
     },
     /** READY until it has a generation, then its latest generation's status (DRAFT is never produced). */
