@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { migrate } from '../db/migrate.ts';
 import { ConfigError, loadConfig, type Config } from '../lib/config.ts';
 import { ensureDashboardBuilt } from '../dashboard/build.ts';
+import { GATEWAY_NODE_FLAGS } from '../gateway/nodeFlags.ts';
 import { ensureDevKeys } from '../lib/devKeys.ts';
 import { liveChildren, spawnTied, stopChild } from './childProcesses.ts';
 import { requireBinary, startNats, startPostgres, startRedis } from './localServices.ts';
@@ -129,7 +130,7 @@ async function main(): Promise<void> {
       env[`SUBGRAPH_${name.toUpperCase()}_URL`] || `http://127.0.0.1:${port}/graphql`,
     ]),
   );
-  spawnService('gateway', 'gateway/server.ts', { ...childEnv, ...routing });
+  spawnService('gateway', 'gateway/server.ts', { ...childEnv, ...routing }, GATEWAY_NODE_FLAGS);
   await waitFor200('gateway', `http://127.0.0.1:${config.GATEWAY_PORT}/readyz`);
   if (shuttingDown) return;
   logs.write(
@@ -195,8 +196,13 @@ async function startLocal<O>(
   return server.url;
 }
 
-function spawnService(name: string, file: string, childEnv: NodeJS.ProcessEnv): void {
-  const child = spawnTied(process.execPath, [join(root, file)], {
+function spawnService(
+  name: string,
+  file: string,
+  childEnv: NodeJS.ProcessEnv,
+  nodeFlags: readonly string[] = [],
+): void {
+  const child = spawnTied(process.execPath, [...nodeFlags, join(root, file)], {
     env: childEnv,
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],

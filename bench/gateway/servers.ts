@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'graphql';
 import { outputTail, spawnTied, stopChild } from '../../scripts/childProcesses.ts';
 import { freePort } from '../../scripts/network.ts';
+import { GATEWAY_NODE_FLAGS } from '../../gateway/nodeFlags.ts';
 import { onCore } from '../cores.ts';
 import { RATE_LIMITS_OFF } from '../rateLimitsOff.ts';
 import { benchSubgraphs } from './subgraphs.ts';
@@ -132,7 +133,11 @@ export interface PeerOptions {
 /** Starts one gateway (or the floor, with BENCH_FLOOR in options.env) on core 0; resolves once it answers. */
 export async function startPeer(peer: Peer | typeof FLOOR, options: PeerOptions): Promise<BenchProcess> {
   const port = await freePort();
-  const flags = peer === 'pulsegraph' ? (options.nodeFlags ?? []) : [];
+  // Ours with the flags it ships with (gateway/nodeFlags.ts), and any the bench adds (e.g. --cpu-prof).
+  const ours = peer === 'pulsegraph' || peer === 'pulsegraph-nodedupe';
+  const flags = ours
+    ? [...GATEWAY_NODE_FLAGS, ...(peer === 'pulsegraph' ? (options.nodeFlags ?? []) : [])]
+    : [];
   const [command, args] = onCore(0, process.execPath, [...flags, ENTRY[peer], '--port', String(port)]);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
