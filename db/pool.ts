@@ -31,7 +31,7 @@ export function withTenant<T>(
   tenant: string,
   fn: (client: TenantClient) => Promise<T>,
 ): Promise<T> {
-  return inSpan(tenant, () => inTransaction(pool, tenant, 'BEGIN', fn, true));
+  return inSpan(tenant, () => inTransaction(pool, tenant, 'BEGIN', (client) => fn(client), true));
 }
 
 /**
@@ -44,7 +44,22 @@ export function withTenantRead<T>(
   tenant: string,
   fn: (client: TenantClient) => Promise<T>,
 ): Promise<T> {
-  return inSpan(tenant, () => inTransaction(pool, tenant, 'BEGIN READ ONLY', fn, false));
+  return inSpan(tenant, () => inTransaction(pool, tenant, 'BEGIN READ ONLY', (client) => fn(client), false));
+}
+
+/**
+ * withTenantRead whose first statement, `opening` (SQL without parameters), travels in the round trip of
+ * BEGIN and the tenant setting; fn gets its rows. For a read that always starts with the same query.
+ */
+export function withTenantReadFrom<R, T>(
+  pool: pg.Pool,
+  tenant: string,
+  opening: string,
+  fn: (client: TenantClient, rows: R[]) => Promise<T>,
+): Promise<T> {
+  return inSpan(tenant, () =>
+    inTransaction(pool, tenant, 'BEGIN READ ONLY', (client, rows) => fn(client, rows as R[]), false, opening),
+  );
 }
 
 function inSpan<T>(tenant: string, run: () => Promise<T>): Promise<T> {
@@ -62,16 +77,20 @@ async function inTransaction<T>(
   pool: pg.Pool,
   tenant: string,
   begin: 'BEGIN' | 'BEGIN READ ONLY',
-  fn: (client: TenantClient) => Promise<T>,
+  fn: (client: TenantClient, openingRows: unknown[]) => Promise<T>,
   awaitCommit: boolean,
+  opening?: string,
 ): Promise<T> {
   const client = await pool.connect();
   let result: T;
   try {
-    // One round trip: BEGIN and the tenant setting as one simple-protocol query (the tenant quoted as a
-    // literal by the driver), not two.
-    await client.query(`${begin}; SELECT set_config('app.tenant_id', ${client.escapeLiteral(tenant)}, true)`);
-    result = await fn(client);
+    // One round trip: BEGIN, the tenant setting (the tenant quoted as a literal by the driver) and the
+    // opening statement, if any, as one simple-protocol query.
+    const setTenant = `SELECT set_config('app.tenant_id', ${client.escapeLiteral(tenant)}, true)`;
+    const results = (await client.query(
+      opening ? `${begin}; ${setTenant}; ${opening}` : `${begin}; ${setTenant}`,
+    )) as unknown as pg.QueryResult[];
+    result = await fn(client, opening ? results[2]!.rows : []);
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     client.release();

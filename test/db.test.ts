@@ -4,7 +4,13 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, migrationsDir } from '../db/migrate.ts';
-import { assertRowLevelSecurity, createPool, withTenant, withTenantRead } from '../db/pool.ts';
+import {
+  assertRowLevelSecurity,
+  createPool,
+  withTenant,
+  withTenantRead,
+  withTenantReadFrom,
+} from '../db/pool.ts';
 import { eventStore, type IncomingEvent } from '../subgraphs/metrics/store.ts';
 import { createTestDatabase, TEST_APP_PASSWORD, type TestDatabase } from './support/services.ts';
 
@@ -165,6 +171,31 @@ describe('row-level security', () => {
       );
       expect(names).not.toContainEqual({ name: 'x' });
       expect(single.totalCount).toBe(1);
+    } finally {
+      await single.end();
+    }
+  });
+
+  it('sends the opening statement of a read with BEGIN and the tenant setting, under row-level security', async () => {
+    const single = createPool(db.appUrl, 1, 'db-test-opening');
+    try {
+      const seen = await withTenantReadFrom<{ tenant_id: string; code: string }, unknown>(
+        single,
+        'acme',
+        'SELECT tenant_id, code FROM kpis',
+        async (client, rows) => ({
+          rows,
+          tenant: (await client.query<{ t: string }>("SELECT current_setting('app.tenant_id') AS t")).rows[0]!
+            .t,
+        }),
+      );
+      expect(seen).toEqual({ rows: [{ tenant_id: 'acme', code: 'orders' }], tenant: 'acme' });
+      await expect(
+        withTenantReadFrom(single, 'acme', 'SELECT no_such_column FROM kpis', () => Promise.resolve(1)),
+      ).rejects.toThrow(/no_such_column/);
+      // The failed opening rolled back and gave the one connection back.
+      const { rows } = await single.query<{ n: number }>('SELECT count(*)::int AS n FROM kpis');
+      expect(rows).toEqual([{ n: 0 }]);
     } finally {
       await single.end();
     }

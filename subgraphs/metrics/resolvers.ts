@@ -1,4 +1,4 @@
-import { withTenantRead, type TenantClient } from '../../db/pool.ts';
+import { withTenantRead, withTenantReadFrom, type TenantClient } from '../../db/pool.ts';
 import { intervalMs } from '../../lib/durations.ts';
 import { appError } from '../../lib/errors.ts';
 import { scalars } from '../../lib/scalars.ts';
@@ -10,7 +10,7 @@ import { Stream, subjects } from '../../streams/subjects.ts';
 import { currentRange } from './calculator.ts';
 import { ingestEvents } from './ingest.ts';
 import { KpiCalculator, type ComputedValue } from './kpiValues.ts';
-import { eventStore, type KpiDefinition } from './store.ts';
+import { DEFINITIONS_SQL, definitionsByCode, eventStore, type KpiDefinition } from './store.ts';
 
 type Context = SubgraphContext<PlatformDeps>;
 
@@ -23,18 +23,65 @@ interface TimeRangeInput {
 const MAX_BUCKETS = 10_000;
 const DEFAULT_INTERVAL = '1h';
 
-// The definitions of the caller's tenant, read once per request however many KPIs it resolves: in the
-// caller's transaction when it has one open (one round trip, not a transaction of their own).
+// The definitions of the caller's tenant, read once per request however many KPIs it resolves, in the
+// first round trip of the transaction that needs them first.
 const definitionsByRequest = new WeakMap<Context, Promise<Map<string, KpiDefinition>>>();
-function definitionsOf(context: Context, client?: TenantClient): Promise<Map<string, KpiDefinition>> {
-  let definitions = definitionsByRequest.get(context);
-  if (!definitions) {
-    definitions = client
-      ? eventStore.definitions(client)
-      : withTenantRead(context.pool, context.principal.tenant, (c) => eventStore.definitions(c));
-    definitionsByRequest.set(context, definitions);
+
+/**
+ * Runs fn in a read transaction of the caller's tenant with the tenant's definitions: the request's, if
+ * it has read them already, or else read with the transaction's BEGIN (one round trip for both).
+ */
+function readWithDefinitions<T>(
+  context: Context,
+  fn: (client: TenantClient, definitions: Map<string, KpiDefinition>) => Promise<T>,
+): Promise<T> {
+  const { pool, principal } = context;
+  const known = definitionsByRequest.get(context);
+  if (known) {
+    return known.then((definitions) =>
+      withTenantRead(pool, principal.tenant, (client) => fn(client, definitions)),
+    );
   }
-  return definitions;
+  let read!: (definitions: Map<string, KpiDefinition>) => void;
+  let failed!: (error: unknown) => void;
+  const definitions = new Promise<Map<string, KpiDefinition>>((resolve, reject) => {
+    read = resolve;
+    failed = reject;
+  });
+  definitions.catch(() => undefined); // a failure is the caller's, through the transaction
+  definitionsByRequest.set(context, definitions);
+  return withTenantReadFrom<KpiDefinition, T>(pool, principal.tenant, DEFINITIONS_SQL, (client, rows) => {
+    const byCode = definitionsByCode(rows);
+    read(byCode);
+    return fn(client, byCode);
+  }).catch((error: unknown) => {
+    failed(error);
+    if (definitionsByRequest.get(context) === definitions) definitionsByRequest.delete(context);
+    throw error;
+  });
+}
+
+/** The tenant's definitions alone (one round trip when the request has not read them yet). */
+function definitionsOf(context: Context): Promise<Map<string, KpiDefinition>> {
+  return (
+    definitionsByRequest.get(context) ??
+    readWithDefinitions(context, (_, definitions) => Promise.resolve(definitions))
+  );
+}
+
+// KPIs are never deleted, so a code once seen stays a KPI of its tenant: kpi(code) answers from here
+// without a query (bounded; cleared when full).
+const knownKpis = new Set<string>();
+const KNOWN_KPIS_AT_MOST = 100_000;
+async function kpiExists(context: Context, code: string): Promise<boolean> {
+  const key = `${context.principal.tenant}\u0000${code}`;
+  if (knownKpis.has(key)) return true;
+  const exists = (await definitionsOf(context)).has(code);
+  if (exists) {
+    if (knownKpis.size >= KNOWN_KPIS_AT_MOST) knownKpis.clear();
+    knownKpis.add(key);
+  }
+  return exists;
 }
 
 function checkRange(range: TimeRangeInput): { from: Date; to: Date; interval: number; label: string } {
@@ -79,17 +126,15 @@ export const resolvers = {
   Query: {
     // The same answer as metadata's: a reference to the tenant's KPI of that code, or null.
     kpi: async (_: unknown, args: { code: string }, context: Context) =>
-      (await definitionsOf(context)).has(args.code) ? { code: args.code } : null,
+      (await kpiExists(context, args.code)) ? { code: args.code } : null,
     metrics: async (
       _: unknown,
       args: { names: string[]; timeRange: TimeRangeInput; dimensions?: string[] | null },
       context: Context,
     ) => {
-      const { tenant } = context.principal;
       const range = checkRange(args.timeRange);
-      const definitions = await definitionsOf(context);
       const groupBy = args.dimensions ?? [];
-      return withTenantRead(context.pool, tenant, async (client) => {
+      return readWithDefinitions(context, async (client, definitions) => {
         const calculator = new KpiCalculator(client, definitions);
         const metrics = [];
         for (const name of args.names) {
@@ -148,8 +193,7 @@ export const resolvers = {
     current: async (kpi: { code: string }, args: { dimensions?: unknown }, context: Context) => {
       const { tenant } = context.principal;
       const dims = dimensionFilter(args.dimensions);
-      const value = await withTenantRead(context.pool, tenant, async (client) => {
-        const definitions = await definitionsOf(context, client);
+      const value = await readWithDefinitions(context, async (client, definitions) => {
         const definition = definitions.get(kpi.code);
         if (!definition) return undefined;
         const { from, to } = currentRange(definition.window);
@@ -166,11 +210,10 @@ export const resolvers = {
       args: { timeRange: TimeRangeInput; dimensions?: unknown },
       context: Context,
     ) => {
-      const { tenant } = context.principal;
       const range = checkRange(args.timeRange);
       const dims = dimensionFilter(args.dimensions);
-      const values = await withTenantRead(context.pool, tenant, async (client) =>
-        new KpiCalculator(client, await definitionsOf(context, client)).series(kpi.code, range, dims),
+      const values = await readWithDefinitions(context, (client, definitions) =>
+        new KpiCalculator(client, definitions).series(kpi.code, range, dims),
       );
       return values.map((value) => kpiValue(kpi.code, value, `s:${value.at.getTime()}`));
     },

@@ -18,6 +18,14 @@ export type IncomingEvent = ValidEvent & { eventId: string };
 const DEFINITION_COLUMNS = `code, event_name AS "eventName", aggregation, value_field AS "valueField", dimensions,
   formula, unit, time_window AS "window", refresh_seconds AS "refreshSeconds", version`;
 
+/** Every KPI definition of the tenant; no parameters, so it can open a transaction (withTenantReadFrom). */
+export const DEFINITIONS_SQL = `SELECT ${DEFINITION_COLUMNS} FROM kpis`;
+
+/** Definitions by code. */
+export function definitionsByCode(rows: readonly KpiDefinition[]): Map<string, KpiDefinition> {
+  return new Map(rows.map((row) => [row.code, row]));
+}
+
 /** SQL for events and the definitions the metrics subgraph computes from; RLS confines every call to one tenant. */
 export const eventStore = {
   /** Which of these event ids the store already has. */
@@ -91,8 +99,7 @@ export const eventStore = {
 
   /** Every KPI definition of the tenant, by code. */
   async definitions(client: TenantClient): Promise<Map<string, KpiDefinition>> {
-    const { rows } = await client.query<KpiDefinition>(`SELECT ${DEFINITION_COLUMNS} FROM kpis`);
-    return new Map(rows.map((row) => [row.code, row]));
+    return definitionsByCode((await client.query<KpiDefinition>(DEFINITIONS_SQL)).rows);
   },
 
   /** Definitions of the KPIs computed from these event names. */
