@@ -5,7 +5,6 @@
 // --max-semi-space-size=32: V8 sizes the young generation by the machine's memory; on 24 GiB it grows to
 // two 64 MiB semi-spaces. 32 MiB each keeps a worker 50 to 90 MiB smaller under load, CPU per request
 // within the run-to-run noise (about 6 %) in alternating runs; 16 cost about 10 % more CPU (objects of
-// requests in flight get copied and promoted), 8 about 15 %. One fanout bench run with it (10,000
-// subscribers) spent 242 ms of CPU per update against 207 to 215 without: watch it there
-// (docs/performance.md).
+// requests in flight get copied and promoted), 8 about 15 %. The fanout bench (10,000 subscribers) spent
+// the same CPU per update with it as without (208 and 209 ms, one pair of runs).
 export const GATEWAY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32'];
