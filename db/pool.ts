@@ -31,7 +31,7 @@ export function withTenant<T>(
   tenant: string,
   fn: (client: TenantClient) => Promise<T>,
 ): Promise<T> {
-  return inSpan(tenant, () => inTransaction(pool, tenant, 'BEGIN', (client) => fn(client), true));
+  return inTransaction(pool, tenant, fn, { readOnly: false });
 }
 
 /**
@@ -44,7 +44,7 @@ export function withTenantRead<T>(
   tenant: string,
   fn: (client: TenantClient) => Promise<T>,
 ): Promise<T> {
-  return inSpan(tenant, () => inTransaction(pool, tenant, 'BEGIN READ ONLY', (client) => fn(client), false));
+  return inTransaction(pool, tenant, fn, { readOnly: true });
 }
 
 /**
@@ -57,55 +57,52 @@ export function withTenantReadFrom<R, T>(
   opening: string,
   fn: (client: TenantClient, rows: R[]) => Promise<T>,
 ): Promise<T> {
-  return inSpan(tenant, () =>
-    inTransaction(pool, tenant, 'BEGIN READ ONLY', (client, rows) => fn(client, rows as R[]), false, opening),
-  );
+  return inTransaction(pool, tenant, (client, rows) => fn(client, rows as R[]), { readOnly: true, opening });
 }
 
-function inSpan<T>(tenant: string, run: () => Promise<T>): Promise<T> {
+/** One `postgres transaction` span (waiting for a pool client included); a read-only one is not awaited to commit. */
+function inTransaction<T>(
+  pool: pg.Pool,
+  tenant: string,
+  fn: (client: TenantClient, openingRows: unknown[]) => Promise<T>,
+  mode: { readOnly: boolean; opening?: string },
+): Promise<T> {
   return withSpan(
     'postgres transaction',
     {
       kind: SpanKind.CLIENT,
       attributes: { [ATTR_COMPONENT]: 'postgres', [ATTR_TENANT]: tenant, 'db.system.name': 'postgresql' },
     },
-    run,
-  );
-}
-
-async function inTransaction<T>(
-  pool: pg.Pool,
-  tenant: string,
-  begin: 'BEGIN' | 'BEGIN READ ONLY',
-  fn: (client: TenantClient, openingRows: unknown[]) => Promise<T>,
-  awaitCommit: boolean,
-  opening?: string,
-): Promise<T> {
-  const client = await pool.connect();
-  let result: T;
-  try {
-    // One round trip: BEGIN, the tenant setting (the tenant quoted as a literal by the driver) and the
-    // opening statement, if any, as one simple-protocol query.
-    const setTenant = `SELECT set_config('app.tenant_id', ${client.escapeLiteral(tenant)}, true)`;
-    const results = (await client.query(
-      opening ? `${begin}; ${setTenant}; ${opening}` : `${begin}; ${setTenant}`,
-    )) as unknown as pg.QueryResult[];
-    result = await fn(client, opening ? results[2]!.rows : []);
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    client.release();
-    throw error;
-  }
-  const committed = client.query('COMMIT').then(
-    () => client.release(),
-    (error: Error) => {
-      client.release(error);
-      throw error;
+    async () => {
+      const client = await pool.connect();
+      let result: T;
+      try {
+        // One round trip: BEGIN, the tenant setting (the tenant quoted as a literal by the driver) and the
+        // opening statement, if any, as one simple-protocol query.
+        const statements = [
+          mode.readOnly ? 'BEGIN READ ONLY' : 'BEGIN',
+          `SELECT set_config('app.tenant_id', ${client.escapeLiteral(tenant)}, true)`,
+        ];
+        if (mode.opening) statements.push(mode.opening);
+        const results = (await client.query(statements.join('; '))) as unknown as pg.QueryResult[];
+        result = await fn(client, mode.opening ? results[2]!.rows : []);
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        client.release();
+        throw error;
+      }
+      const committed = client.query('COMMIT').then(
+        () => client.release(),
+        (error: Error) => {
+          client.release(error);
+          throw error;
+        },
+      );
+      if (!mode.readOnly) await committed;
+      else committed.catch(() => undefined); // the rows are already read; the client is discarded
+      return result;
     },
   );
-  if (awaitCommit) await committed;
-  else committed.catch(() => undefined); // the rows are already read; the client is discarded
-  return result;
 }
 
 /** Refuses to run as a role that could read across tenants (superuser, BYPASSRLS, or a table owner). */

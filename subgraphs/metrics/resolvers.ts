@@ -42,21 +42,16 @@ function readWithDefinitions<T>(
       withTenantRead(pool, principal.tenant, (client) => fn(client, definitions)),
     );
   }
-  let read!: (definitions: Map<string, KpiDefinition>) => void;
-  let failed!: (error: unknown) => void;
-  const definitions = new Promise<Map<string, KpiDefinition>>((resolve, reject) => {
-    read = resolve;
-    failed = reject;
-  });
-  definitions.catch(() => undefined); // a failure is the caller's, through the transaction
-  definitionsByRequest.set(context, definitions);
+  const definitions = Promise.withResolvers<Map<string, KpiDefinition>>();
+  definitions.promise.catch(() => undefined); // a failure is the caller's, through the transaction
+  definitionsByRequest.set(context, definitions.promise);
   return withTenantReadFrom<KpiDefinition, T>(pool, principal.tenant, DEFINITIONS_SQL, (client, rows) => {
     const byCode = definitionsByCode(rows);
-    read(byCode);
+    definitions.resolve(byCode);
     return fn(client, byCode);
   }).catch((error: unknown) => {
-    failed(error);
-    if (definitionsByRequest.get(context) === definitions) definitionsByRequest.delete(context);
+    definitions.reject(error);
+    definitionsByRequest.delete(context);
     throw error;
   });
 }
