@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { migrate } from '../db/migrate.ts';
 import { ConfigError, loadConfig, type Config } from '../lib/config.ts';
 import { ensureDashboardBuilt } from '../dashboard/build.ts';
-import { GATEWAY_NODE_FLAGS } from '../gateway/nodeFlags.ts';
+import { GATEWAY_ENV, GATEWAY_NODE_FLAGS } from '../gateway/processSettings.ts';
 import { ensureDevKeys } from '../lib/devKeys.ts';
 import { liveChildren, spawnTied, stopChild } from './childProcesses.ts';
 import { requireBinary, startNats, startPostgres, startRedis } from './localServices.ts';
@@ -130,7 +130,12 @@ async function main(): Promise<void> {
       env[`SUBGRAPH_${name.toUpperCase()}_URL`] || `http://127.0.0.1:${port}/graphql`,
     ]),
   );
-  spawnService('gateway', 'gateway/server.ts', { ...childEnv, ...routing }, GATEWAY_NODE_FLAGS);
+  spawnService(
+    'gateway',
+    'gateway/server.ts',
+    { ...childEnv, ...GATEWAY_ENV, ...routing },
+    GATEWAY_NODE_FLAGS,
+  );
   await waitFor200('gateway', `http://127.0.0.1:${config.GATEWAY_PORT}/readyz`);
   if (shuttingDown) return;
   logs.write(

@@ -4,7 +4,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { GATEWAY_NODE_FLAGS } from '../../gateway/nodeFlags.ts';
+import { GATEWAY_ENV, GATEWAY_NODE_FLAGS } from '../../gateway/processSettings.ts';
 import { outputTail, spawnTied, stopChild, waitForExit } from '../../scripts/childProcesses.ts';
 import type { LocalPlatform } from '../../scripts/localPlatform.ts';
 import { answers200, freePort, pollUntil } from '../../scripts/network.ts';
@@ -34,13 +34,14 @@ function start(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; l
 }
 
 /**
- * Starts gateway/server.ts (with the Node flags it ships with) on core 0 against the platform's subgraphs
+ * Starts gateway/server.ts (with the Node flags and environment it ships with) on core 0 against the platform's subgraphs
  * and NATS; resolves once ready.
  */
 export async function startGatewayProcess(platform: LocalPlatform): Promise<ServerProcess> {
   const port = await freePort();
   const { config, subgraphUrls } = platform;
   const { child, logged } = start([...GATEWAY_NODE_FLAGS, 'gateway/server.ts'], {
+    ...GATEWAY_ENV,
     NODE_ENV: config.NODE_ENV,
     AUTH_MODE: 'dev', // dev tokens signed with the key in DATA_DIR, as platform.token() signs them
     DATA_DIR: platform.dataDir,

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'graphql';
 import { outputTail, spawnTied, stopChild } from '../../scripts/childProcesses.ts';
 import { freePort } from '../../scripts/network.ts';
-import { GATEWAY_NODE_FLAGS } from '../../gateway/nodeFlags.ts';
+import { GATEWAY_ENV, GATEWAY_NODE_FLAGS } from '../../gateway/processSettings.ts';
 import { onCore } from '../cores.ts';
 import { RATE_LIMITS_OFF } from '../rateLimitsOff.ts';
 import { benchSubgraphs } from './subgraphs.ts';
@@ -133,7 +133,8 @@ export interface PeerOptions {
 /** Starts one gateway (or the floor, with BENCH_FLOOR in options.env) on core 0; resolves once it answers. */
 export async function startPeer(peer: Peer | typeof FLOOR, options: PeerOptions): Promise<BenchProcess> {
   const port = await freePort();
-  // Ours with the flags it ships with (gateway/nodeFlags.ts), and any the bench adds (e.g. --cpu-prof).
+  // Ours with the flags and environment it ships with (gateway/processSettings.ts), and any flags the
+  // bench adds (e.g. --cpu-prof).
   const ours = peer === 'pulsegraph' || peer === 'pulsegraph-nodedupe';
   const flags = ours
     ? [...GATEWAY_NODE_FLAGS, ...(peer === 'pulsegraph' ? (options.nodeFlags ?? []) : [])]
@@ -146,7 +147,7 @@ export async function startPeer(peer: Peer | typeof FLOOR, options: PeerOptions)
     BENCH_SUBGRAPHS: JSON.stringify(options.subgraphUrls),
     BENCH_PORT: String(port),
   };
-  if (peer.startsWith('pulsegraph')) Object.assign(env, ourGatewayEnv(options, port));
+  if (peer.startsWith('pulsegraph')) Object.assign(env, GATEWAY_ENV, ourGatewayEnv(options, port));
   if (peer === 'pulsegraph-nodedupe') env['SUBGRAPH_DEDUPE'] = 'false';
   Object.assign(env, options.env);
   const child = spawnTied(command, args, { cwd: ROOT, env });

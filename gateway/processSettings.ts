@@ -1,0 +1,19 @@
+// How the gateway's process is started, wherever it is: scripts/start.ts and the benches read this file;
+// package.json's `gateway` script and docker-compose.yml's gateway service spell it out
+// (gateway/processSettings.test.ts checks that they do).
+//
+// --max-semi-space-size=32: V8 sizes the young generation by the machine's memory; on 24 GiB it grows to
+// two 64 MiB semi-spaces. 32 MiB each keeps a worker 50 to 90 MiB smaller under load, CPU per request
+// within the run-to-run noise (about 6 %) in alternating runs; 16 cost about 10 % more CPU (objects of
+// requests in flight get copied and promoted) and saved little once promoted objects filled the old
+// generation instead, 8 about 15 %. The fanout bench (10,000 subscribers) spent the same CPU per update
+// with it as without (208 and 209 ms, one pair of runs).
+export const GATEWAY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32'];
+
+// MALLOC_MMAP_THRESHOLD_=32768: glibc serves an allocation this large or larger with a mapping of its own,
+// given back to the system when it is freed. Left to itself glibc raises that threshold to the largest
+// block freed so far (up to 32 MiB), after which every answer Buffer (87 KB in the gateway bench) and
+// subgraph body chunk comes from the main heap, whose freed holes stay resident: 60 to 80 MiB of a worker
+// under load, same CPU per request in alternating runs (docs/performance.md). Other C libraries (musl)
+// ignore it.
+export const GATEWAY_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '32768' };
