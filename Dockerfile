@@ -14,4 +14,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY . .
 COPY --from=dashboard /app/dashboard/dist dashboard/dist
+# Node's compile cache (lib/compileCache.ts), writable by the processes, which run as node.
+ENV NODE_COMPILE_CACHE=node_modules/.cache/node-compile
+RUN mkdir -p node_modules/.cache/node-compile && chown node:node node_modules/.cache/node-compile
 USER node

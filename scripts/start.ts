@@ -8,6 +8,7 @@ import { migrate } from '../db/migrate.ts';
 import { ConfigError, loadConfig, type Config } from '../lib/config.ts';
 import { ensureDashboardBuilt } from '../dashboard/build.ts';
 import { GATEWAY_ENV, GATEWAY_NODE_FLAGS } from '../gateway/processSettings.ts';
+import { COMPILE_CACHE_ENV } from '../lib/compileCache.ts';
 import { ensureDevKeys } from '../lib/devKeys.ts';
 import { liveChildren, spawnTied, stopChild } from './childProcesses.ts';
 import { requireBinary, startNats, startPostgres, startRedis } from './localServices.ts';
@@ -100,7 +101,7 @@ async function main(): Promise<void> {
   if (shuttingDown) return;
   if (config.AUTH_MODE === 'dev') await ensureDevKeys(dataDir);
 
-  const childEnv = { ...env, ...database, NATS_URL: natsUrl, REDIS_URL: redisUrl };
+  const childEnv = { ...COMPILE_CACHE_ENV, ...env, ...database, NATS_URL: natsUrl, REDIS_URL: redisUrl };
   const subgraphs = [
     ['metadata', config.METADATA_PORT],
     ['metrics', config.METRICS_PORT],

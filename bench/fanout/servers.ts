@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { GATEWAY_ENV, GATEWAY_NODE_FLAGS } from '../../gateway/processSettings.ts';
+import { COMPILE_CACHE_ENV } from '../../lib/compileCache.ts';
 import { outputTail, spawnTied, stopChild, waitForExit } from '../../scripts/childProcesses.ts';
 import type { LocalPlatform } from '../../scripts/localPlatform.ts';
 import { answers200, freePort, pollUntil } from '../../scripts/network.ts';
@@ -41,6 +42,7 @@ export async function startGatewayProcess(platform: LocalPlatform): Promise<Serv
   const port = await freePort();
   const { config, subgraphUrls } = platform;
   const { child, logged } = start([...GATEWAY_NODE_FLAGS, 'gateway/server.ts'], {
+    ...COMPILE_CACHE_ENV,
     ...GATEWAY_ENV,
     NODE_ENV: config.NODE_ENV,
     AUTH_MODE: 'dev', // dev tokens signed with the key in DATA_DIR, as platform.token() signs them

@@ -10,6 +10,7 @@ import { parse } from 'graphql';
 import { outputTail, spawnTied, stopChild } from '../../scripts/childProcesses.ts';
 import { freePort } from '../../scripts/network.ts';
 import { GATEWAY_ENV, GATEWAY_NODE_FLAGS } from '../../gateway/processSettings.ts';
+import { COMPILE_CACHE_ENV } from '../../lib/compileCache.ts';
 import { onCore } from '../cores.ts';
 import { RATE_LIMITS_OFF } from '../rateLimitsOff.ts';
 import { benchSubgraphs } from './subgraphs.ts';
@@ -140,8 +141,11 @@ export async function startPeer(peer: Peer | typeof FLOOR, options: PeerOptions)
     ? [...GATEWAY_NODE_FLAGS, ...(peer === 'pulsegraph' ? (options.nodeFlags ?? []) : [])]
     : [];
   const [command, args] = onCore(0, process.execPath, [...flags, ENTRY[peer], '--port', String(port)]);
+  // Every peer with the compile cache: their entries here are TypeScript files of the bench, and stripping
+  // their types (lib/compileCache.ts) is a cost of the bench, not of the gateway they run.
   const env: NodeJS.ProcessEnv = {
     ...process.env,
+    ...COMPILE_CACHE_ENV,
     NODE_ENV: 'production',
     BENCH_SUPERGRAPH: options.supergraphFile,
     BENCH_SUBGRAPHS: JSON.stringify(options.subgraphUrls),
