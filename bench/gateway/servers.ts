@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse } from 'graphql';
 import { outputTail, spawnTied, stopChild } from '../../scripts/childProcesses.ts';
 import { freePort } from '../../scripts/network.ts';
@@ -131,8 +131,29 @@ export interface PeerOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Starts one gateway (or the floor, with BENCH_FLOOR in options.env) on core 0; resolves once it answers. */
+/** Entries started once already by this process: their compiled form is in the compile cache. */
+const warmEntries = new Set<string>();
+/** Preload of a throwaway start: exits at SIGTERM through process.exit, which writes the compile cache. */
+const WARMUP_PRELOAD = pathToFileURL(join(ROOT, 'bench/gateway/compileCacheWarmup.ts')).href;
+
+/**
+ * Starts one gateway (or the floor, with BENCH_FLOOR in options.env) on core 0; resolves once it answers.
+ * The first start of each entry is a throwaway one that fills Node's compile cache (lib/compileCache.ts),
+ * so that every peer is measured as it runs after its first start, from a clean clone as well.
+ */
 export async function startPeer(peer: Peer | typeof FLOOR, options: PeerOptions): Promise<BenchProcess> {
+  if (!warmEntries.has(ENTRY[peer])) {
+    await (await launchPeer(peer, options, ['--import', WARMUP_PRELOAD])).stop();
+    warmEntries.add(ENTRY[peer]);
+  }
+  return launchPeer(peer, options, []);
+}
+
+async function launchPeer(
+  peer: Peer | typeof FLOOR,
+  options: PeerOptions,
+  preload: string[],
+): Promise<BenchProcess> {
   const port = await freePort();
   // Ours with the flags and environment it ships with (gateway/processSettings.ts), and any flags the
   // bench adds (e.g. --cpu-prof).
@@ -140,7 +161,13 @@ export async function startPeer(peer: Peer | typeof FLOOR, options: PeerOptions)
   const flags = ours
     ? [...GATEWAY_NODE_FLAGS, ...(peer === 'pulsegraph' ? (options.nodeFlags ?? []) : [])]
     : [];
-  const [command, args] = onCore(0, process.execPath, [...flags, ENTRY[peer], '--port', String(port)]);
+  const [command, args] = onCore(0, process.execPath, [
+    ...flags,
+    ...preload,
+    ENTRY[peer],
+    '--port',
+    String(port),
+  ]);
   // Every peer with the compile cache: their entries here are TypeScript files of the bench, and stripping
   // their types (lib/compileCache.ts) is a cost of the bench, not of the gateway they run.
   const env: NodeJS.ProcessEnv = {
