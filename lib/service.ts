@@ -5,7 +5,6 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import { flushCompileCache } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfigOrExit, type Config, type RequiredSetting } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -111,8 +110,6 @@ export async function runService(
         ? undefined
         : await listen(metricsListener, config.METRICS_LISTEN_PORT, config.HOST);
     logger.info({ url: service.url }, `${name} ready`);
-    // Written now, not only at a clean exit: the next start is warm even after a crash (lib/compileCache.ts).
-    flushCompileCache();
     onShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [
       service,
       ...(metrics ? [{ close: () => closeServer(metrics) }] : []),
