@@ -60,20 +60,26 @@ export async function connectBroker(url: string, name: string, logger?: Logger):
 }
 
 /**
- * Creates or updates every platform stream; safe to run from every process at start. Right after a
- * nats-server restart JetStream may not answer yet: retried for up to 30 s.
+ * Runs a JetStream setup step, and again while nats-server leaves it unanswered (a request timeout, no
+ * responders), for up to 30 s: right after a nats-server restart JetStream may not answer yet, and on a
+ * busy machine starting every process at once a first answer can come after the request's 5 s.
  */
-export async function ensureStreams(nc: NatsConnection): Promise<void> {
+export async function retryUnanswered<T>(step: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + FIRST_CONNECT_MS;
   for (;;) {
     try {
-      return await ensureStreamsOnce(nc);
+      return await step();
     } catch (error) {
       const unanswered = error instanceof Error && /timeout|no responders/i.test(error.message);
       if (!unanswered || Date.now() > deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
   }
+}
+
+/** Creates or updates every platform stream; safe to run from every process at start (retryUnanswered). */
+export async function ensureStreams(nc: NatsConnection): Promise<void> {
+  await retryUnanswered(() => ensureStreamsOnce(nc));
 }
 
 async function ensureStreamsOnce(nc: NatsConnection): Promise<void> {

@@ -11,6 +11,7 @@ import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../lib/logger.ts';
 import { jetstreamMessages, jetstreamPending } from '../lib/metrics.ts';
 import { ATTR_COMPONENT, linkTo, SpanKind, withSpan } from '../lib/telemetry.ts';
+import { retryUnanswered } from './connection.ts';
 import { traceContextOfMessage } from './publisher.ts';
 import { Stream, type StreamName } from './subjects.ts';
 
@@ -70,8 +71,15 @@ export const consumers = {
   },
 } satisfies Record<string, DurableConsumer>;
 
-/** Creates the durable consumer or updates it to this config; safe from every instance at start. */
+/**
+ * Creates the durable consumer or updates it to this config; safe from every instance at start, and
+ * retried while nats-server leaves it unanswered (retryUnanswered).
+ */
 export async function ensureConsumer(nc: NatsConnection, consumer: DurableConsumer): Promise<void> {
+  await retryUnanswered(() => ensureConsumerOnce(nc, consumer));
+}
+
+async function ensureConsumerOnce(nc: NatsConnection, consumer: DurableConsumer): Promise<void> {
   const jsm = await jetstreamManager(nc);
   try {
     await jsm.consumers.info(consumer.stream, consumer.config.durable_name);
