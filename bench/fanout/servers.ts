@@ -35,8 +35,8 @@ function start(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; l
 }
 
 /**
- * Starts gateway/server.ts (with the Node flags and environment it ships with) on core 0 against the platform's subgraphs
- * and NATS; resolves once ready.
+ * Starts gateway/server.ts (with the Node flags and environment it ships with) on core 0 against the
+ * platform's subgraphs and NATS; resolves once ready.
  */
 export async function startGatewayProcess(platform: LocalPlatform): Promise<ServerProcess> {
   const port = await freePort();

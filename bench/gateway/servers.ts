@@ -143,7 +143,8 @@ const WARMUP_PRELOAD = pathToFileURL(join(ROOT, 'bench/gateway/compileCacheWarmu
  */
 export async function startPeer(peer: Peer | typeof FLOOR, options: PeerOptions): Promise<BenchProcess> {
   if (!warmEntries.has(ENTRY[peer])) {
-    await (await launchPeer(peer, options, ['--import', WARMUP_PRELOAD])).stop();
+    // With the shipped flags only: a flag the bench adds (--cpu-prof) would write a profile of this start.
+    await (await launchPeer(peer, { ...options, nodeFlags: [] }, ['--import', WARMUP_PRELOAD])).stop();
     warmEntries.add(ENTRY[peer]);
   }
   return launchPeer(peer, options, []);
