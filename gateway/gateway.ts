@@ -144,6 +144,9 @@ export function createGateway(options: GatewayOptions) {
     cors: false,
     // The API takes no file uploads: multipart bodies are refused with 415 like any other unknown type.
     multipart: false,
+    // Bodies are bounded before yoga sees them (lib/httpTransport.ts and transports/sse.ts: MAX_BODY_BYTES;
+    // the ingest endpoint builds its own under INGEST_MAX_BODY_BYTES).
+    maxRequestBodySize: false,
     maskedErrors: options.production ? { maskError: keepPlatformErrors } : false,
     plugins: [
       // First: its span is active around every other plugin and the plan's fetches.

@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { bearerToken } from '../lib/auth.ts';
 import { MAX_BATCH_EVENTS, validateEvents, type EventRejection, type ValidEvent } from '../lib/events.ts';
 import type { Logger } from '../lib/logger.ts';
-import { HttpRefusal, readBody, refuse } from './httpRefusal.ts';
+import { HttpRefusal, readBody, refuse } from '../lib/httpRefusal.ts';
 
 /** The operation every batch is forwarded as, so POST /events obeys exactly the rules of ingestEvents. */
 export const INGEST_MUTATION =

@@ -12,7 +12,7 @@ import { errorCodeOf } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { reportsRoot } from '../subgraphs/reports/output.ts';
 import { generationStore, reportStore, type GenerationRow } from '../subgraphs/reports/store.ts';
-import { HttpRefusal, refuse } from './httpRefusal.ts';
+import { HttpRefusal, refuse } from '../lib/httpRefusal.ts';
 
 /** The path of the endpoint; group 1 is the generation id. */
 const DOWNLOAD_PATH = /^\/reports\/([^/]+)\/download$/;

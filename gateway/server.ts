@@ -26,7 +26,7 @@ import { configurePersistedOperations } from './persistedOperations.ts';
 import { budgetsOf, createRateLimiter } from './rateLimit.ts';
 import { createReportDownload, isReportDownloadPath } from './reportDownload.ts';
 import { watchSupergraph } from './supergraphWatch.ts';
-import { createHttpTransport } from './transports/http.ts';
+import { createHttpTransport } from '../lib/httpTransport.ts';
 import { createSseHandler, wantsEventStream } from './transports/sse.ts';
 import { attachWebSocket } from './transports/websocket.ts';
 

@@ -30,6 +30,7 @@ import {
   type TokenVerifier,
 } from './auth.ts';
 import { requestError } from './errors.ts';
+import { createHttpTransport } from './httpTransport.ts';
 import type { Logger } from './logger.ts';
 import { useRequestMetrics } from './requestMetrics.ts';
 import { ATTR_OPERATION, ATTR_TENANT, traceHttpRequest } from './telemetry.ts';
@@ -70,7 +71,15 @@ export interface SubgraphOptions<Deps> {
   logger: Logger;
   readiness: ReadinessChecks;
   production: boolean;
+  /** Longest request URL of a GET (MAX_URL_BYTES). */
+  maxUrlBytes: number;
 }
+
+/**
+ * Largest request body a subgraph reads: the gateway's batched entity fetches carry many representations,
+ * so this is yoga's own default, not the gateway's MAX_BODY_BYTES for client requests.
+ */
+const SUBGRAPH_MAX_BODY_BYTES = 25_000_000;
 
 type FieldResolver = GraphQLFieldResolver<unknown, { principal?: Principal }>;
 
@@ -166,6 +175,8 @@ export function createSubgraphHandler<Deps extends object>(options: SubgraphOpti
     graphiql: false,
     maskedErrors: options.production,
     logging: false,
+    // Bounded in front of yoga, as in the gateway (lib/httpTransport.ts).
+    maxRequestBodySize: false,
     plugins: [useRequestMetrics(options.name)],
     // No subgraph trusts anything but a verifiable token: not the gateway, not a tenant header.
     context: async ({ request, params }) => {
@@ -187,9 +198,14 @@ export function createSubgraphHandler<Deps extends object>(options: SubgraphOpti
       return { ...options.deps, principal, logger, requestId };
     },
   });
+  const serveHttp = createHttpTransport({
+    yoga,
+    maxBodyBytes: SUBGRAPH_MAX_BODY_BYTES,
+    maxUrlBytes: options.maxUrlBytes,
+  });
   return {
     handler: withHealthRoutes(
-      (req, res) => traceHttpRequest(options.name, req, res, (req, res) => void yoga(req, res)),
+      (req, res) => traceHttpRequest(options.name, req, res, serveHttp),
       options.readiness,
       () => draining,
     ),
@@ -245,6 +261,7 @@ export async function startPlatformSubgraph(options: {
     logger,
     readiness: { postgres: () => pingDatabase(pool), nats: () => pingBroker(broker.nc) },
     production: config.NODE_ENV === 'production',
+    maxUrlBytes: config.MAX_URL_BYTES,
     port: options.port,
     host: config.HOST,
     onClose: async () => {

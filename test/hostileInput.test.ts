@@ -113,6 +113,25 @@ describe('operations too big for their own good', () => {
     await stillServes();
   });
 
+  it('refuses a body over 25 MB with 413 on a subgraph reached directly, declared or chunked', async () => {
+    const subgraph = platform.subgraphUrls.metrics;
+    const post = (body: BodyInit) =>
+      send(subgraph, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${admin}` },
+        body,
+        ...(body instanceof ReadableStream ? { duplex: 'half' } : {}),
+      });
+    const declared = await post(`{"query":"{ __typename }","padding":"${'x'.repeat(26_000_000)}"}`);
+    expect(declared.status).toBe(413);
+    expect(codeOf(declared)).toBe('PAYLOAD_TOO_LARGE');
+    const streamed = await post(chunked(26_000_000));
+    expect(streamed.status).toBe(413);
+    expect(codeOf(streamed)).toBe('PAYLOAD_TOO_LARGE');
+    const fine = await post(JSON.stringify({ query: `{ __typename } # ${'x'.repeat(2_000_000)}` }));
+    expect(fine.body).toEqual({ data: { __typename: 'Query' } });
+  });
+
   it('refuses a GET whose URL is longer than MAX_URL_BYTES with 414', async () => {
     const query = encodeURIComponent(`{ kpis { code } } # ${'x'.repeat(10_000)}`);
     const answer = await send(`${platform.gatewayUrl}?query=${query}`, {

@@ -176,6 +176,36 @@ describe('KPI values', () => {
     }
   });
 
+  it('series of an AVG and a P95 KPI agree with the events of each hour', async () => {
+    const start = Math.floor((NOW - 7_000_000) / 3_600_000) * 3_600_000;
+    const t = { start: new Date(start).toISOString(), end: new Date(NOW + 1).toISOString(), interval: '1h' };
+    const seriesOf = async (code: string) =>
+      (
+        await query<{ kpi: { series: Array<{ value: number | null; at: string }> } }>(
+          `query ($code: ID!, $t: TimeRangeInput!) { kpi(code: $code) { series(timeRange: $t) { value at } } }`,
+          { code, t },
+        )
+      ).kpi.series;
+    const inHour = (events: TestEvent[], at: string) =>
+      events.filter((e) => Math.floor(Date.parse(e.timestamp) / 3_600_000) * 3_600_000 === Date.parse(at));
+    const [aov, p95] = [await seriesOf('aov'), await seriesOf('latency.p95')];
+    expect(aov.map((v) => v.at)).toEqual(p95.map((v) => v.at));
+    expect(aov.length).toBeGreaterThanOrEqual(2);
+    for (const { at, value } of aov) {
+      const hour = inHour(orders, at);
+      if (!hour.length) expect(value, at).toBeNull();
+      else expect(value, at).toBeCloseTo(sumOf(hour) / hour.length, 6);
+    }
+    for (const { at, value } of p95) {
+      const hour = inHour(requests, at).map((r) => r.attributes['ms'] as number);
+      if (!hour.length) expect(value, at).toBeNull();
+      else
+        expect(Math.abs(value! - nearestRank(hour, 0.95)) / nearestRank(hour, 0.95)).toBeLessThanOrEqual(
+          RELATIVE_ACCURACY,
+        );
+    }
+  });
+
   it('metrics(names, dimensions) groups by dimension values and agrees with the events', async () => {
     const data = await query<{
       metrics: Array<{ name: string; value: number; dimensions: { country: string } }>;

@@ -9,7 +9,7 @@ import { bearerToken, type TokenVerifier } from '../../lib/auth.ts';
 import { ErrorCode, errorCodeOf } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { Gateway } from '../gateway.ts';
-import { HttpRefusal, readBody } from '../httpRefusal.ts';
+import { HttpRefusal, readBody } from '../../lib/httpRefusal.ts';
 import type { Delivery } from '../subscriptions/outbox.ts';
 import {
   admitOperation,

@@ -1,7 +1,9 @@
-// GraphQL over HTTP (POST and GET /graphql) through yoga, behind the request limits yoga lacks: the body
-// size (413) and the URL length of a GET (414), both refused before a byte of GraphQL is parsed.
+// GraphQL over HTTP (POST and GET /graphql) through yoga, in the gateway and every subgraph, behind the
+// request limits: the body size (413) and the URL length of a GET (414), both refused before a byte of
+// GraphQL is parsed. Yoga's own body limit is off behind it (`maxRequestBodySize: false`): it pipes every
+// body through a TransformStream, whose pipeline ends by aborting a signal, a DOMException per request.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HttpRefusal, readBody, refuse } from '../httpRefusal.ts';
+import { HttpRefusal, readBody, refuse } from './httpRefusal.ts';
 
 /** The part of the gateway's yoga this adapter calls. */
 interface YogaHandler {

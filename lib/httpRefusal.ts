@@ -1,7 +1,8 @@
-// What the gateway's own HTTP endpoints (POST /events, report downloads, SSE) share: a refusal of the
-// whole request with its status and headers, and reading a request body under a size limit.
+// What the platform's HTTP endpoints (GraphQL over HTTP in the gateway and the subgraphs, POST /events,
+// report downloads, SSE) share: a refusal of the whole request with its status and headers, and reading a
+// request body under a size limit.
 import type { IncomingMessage } from 'node:http';
-import { ErrorCode, type ErrorCodeName } from '../lib/errors.ts';
+import { ErrorCode, type ErrorCodeName } from './errors.ts';
 
 /** A refusal of the whole request; each endpoint answers it in its own body format. */
 export class HttpRefusal extends Error {
