@@ -26,7 +26,6 @@ export const graphqlRequestSeconds = new Histogram({
   buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
 });
 
-/** Time of one plan fetch from the gateway to a subgraph, by subgraph and outcome. */
 /** Query fetches that shared an identical one in flight instead of sending their own (SUBGRAPH_DEDUPE). */
 export const subgraphFetchesShared = new Counter({
   name: 'pulsegraph_subgraph_fetches_shared_total',
@@ -34,6 +33,7 @@ export const subgraphFetchesShared = new Counter({
   labelNames: ['subgraph'] as const,
 });
 
+/** Time of one plan fetch from the gateway to a subgraph, by subgraph and outcome. */
 export const subgraphFetchSeconds = new Histogram({
   name: 'pulsegraph_subgraph_fetch_duration_seconds',
   help: 'Time of one query-plan fetch to a subgraph, by subgraph and outcome (ok, errors, failed)',

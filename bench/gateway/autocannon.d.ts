@@ -22,7 +22,6 @@ declare module 'autocannon' {
     method?: string;
     headers?: Record<string, string>;
     body?: string;
-    overallRate?: number;
     timeout?: number;
     requests?: RequestStep[];
   }

@@ -1,7 +1,9 @@
-// Load for the gateway bench: autocannon from this process, closed loop (N connections, each sending its
-// next request when the last is answered) or at a fixed overall rate; every response body is checked
-// against the one expected for that request, and every response time is kept for percentiles.
+// Load for the gateway bench from this process: a closed loop with autocannon (N connections, each sending
+// its next request when the last is answered), or an open loop at a fixed rate (requests sent at even
+// intervals whatever the answers, over a pool of N connections); every response body is checked against
+// the one expected for that request, and every response time is kept for percentiles.
 import autocannon from 'autocannon';
+import { Pool } from 'undici';
 
 /** A request's body (and headers besides the run's) and the response body every peer must answer to it. */
 export interface Exchange {
@@ -42,7 +44,72 @@ export interface LoadResult {
 }
 
 /** Runs load against a gateway for options.seconds and reports it. */
-export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+export function runLoad(options: LoadOptions): Promise<LoadResult> {
+  return options.rate ? openLoop(options, options.rate) : closedLoop(options);
+}
+
+/** Whether a body is the expected one (Apollo Server ends its JSON with a newline; every other byte must match). */
+function sameBody(options: LoadOptions, body: string, expected: string): boolean {
+  if (body === expected || (body.length === expected.length + 1 && body === `${expected}\n`)) return true;
+  return options.matches?.(body, expected) ?? false;
+}
+
+/**
+ * Request n is due at n / rate seconds from the start and is sent then, answered or not what came before
+ * (autocannon's overallRate instead sends each second's share at once when the second starts: a burst
+ * that measures queueing, not latency). Its time counts from when it was due, so a client or server
+ * falling behind shows in the percentiles instead of slowing the schedule (no coordinated omission).
+ */
+async function openLoop(options: LoadOptions, rate: number): Promise<LoadResult> {
+  const url = new URL(options.url);
+  const pool = new Pool(url.origin, { connections: options.connections, pipelining: 1 });
+  const headers = { 'content-type': 'application/json', ...options.headers };
+  const latencies: number[] = [];
+  const inFlight = new Set<Promise<void>>();
+  let mismatches = 0;
+  let failures = 0;
+  let firstMismatch: string | undefined;
+  const send = async (n: number, due: number) => {
+    const exchange = options.exchange(n);
+    try {
+      const response = await pool.request({
+        path: url.pathname,
+        method: 'POST',
+        headers: exchange.headers ? { ...headers, ...exchange.headers } : headers,
+        body: exchange.body,
+        headersTimeout: 30_000,
+        bodyTimeout: 30_000,
+      });
+      const body = await response.body.text();
+      latencies.push(performance.now() - due);
+      if (response.statusCode >= 300) failures++;
+      else if (!sameBody(options, body, exchange.expected)) {
+        mismatches++;
+        firstMismatch ??= body.slice(0, 500);
+      }
+    } catch {
+      failures++;
+    }
+  };
+  const interval = 1000 / rate;
+  const start = performance.now();
+  const end = start + options.seconds * 1000;
+  let sent = 0;
+  for (;;) {
+    const due = start + sent * interval;
+    if (due >= end) break;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    const request = send(sent++, due).finally(() => inFlight.delete(request));
+    inFlight.add(request);
+  }
+  const seconds = (performance.now() - start) / 1000;
+  await Promise.all(inFlight);
+  await pool.close();
+  return { requests: latencies.length, sent, seconds, mismatches, failures, firstMismatch, latencies };
+}
+
+async function closedLoop(options: LoadOptions): Promise<LoadResult> {
   let sent = 0;
   let mismatches = 0;
   let firstMismatch: string | undefined;
@@ -53,7 +120,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     connections: options.connections,
     duration: options.seconds,
     headers: { 'content-type': 'application/json', ...options.headers },
-    overallRate: options.rate,
     timeout: 30,
     requests: [
       {
@@ -65,10 +131,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
             : { ...request, body };
         },
         onResponse(_status, body, context) {
-          // Apollo Server ends its JSON with a newline; every other byte must match.
-          const expected = context['expected'] as string;
-          if (body === expected || (body.length === expected.length + 1 && body === `${expected}\n`)) return;
-          if (options.matches?.(body, expected)) return;
+          if (sameBody(options, body, context['expected'] as string)) return;
           mismatches++;
           firstMismatch ??= body.slice(0, 500);
         },
