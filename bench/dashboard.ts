@@ -1,6 +1,6 @@
 // Dashboard benchmark: the gateway bench's peers on our own analytics query (the dashboard's first
 // query, bench/dashboard/query.ts) over our four subgraphs, the caller's JWT forwarded to each. Postgres,
-// NATS, Redis, the platform (subgraphs in this process) and autocannon run on core 1; each gateway is one
+// NATS, Redis, the platform (subgraphs in this process) and the load run on core 1; each gateway is one
 // process on core 0. Closed loop at 50 connections, as one viewer (the same token: identical requests
 // in flight may share subgraph fetches) and as many (a token per request, in turn), then a fixed rate for
 // latency; peers alternate within each round; every answer is checked against Apollo Server's.

@@ -1,8 +1,9 @@
 // Gateway benchmark: the four subgraphs of graphql-hive/graphql-gateways-benchmark and its nested query,
 // served by our gateway and by @apollo/gateway (in @apollo/server, and in graphql-yoga), Hive Gateway and
-// mercurius' gateway, each one process on core 0, with the subgraphs and autocannon on core 1. Closed loop
-// at 50 connections (the benchmark's query, then a per-request $first), then a fixed rate for latency; peers
-// alternate within each round; every response is checked against Apollo Server's answer, byte for byte.
+// mercurius' gateway, each one process on core 0, with the subgraphs and the load on core 1. Closed loop
+// at 50 connections (the benchmark's query, then a per-request $first), then an open loop at a fixed rate
+// for latency; peers alternate within each round; every response is checked against Apollo Server's
+// answer, byte for byte.
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -225,7 +226,7 @@ export async function benchGateway(): Promise<void> {
     console.log(
       unpinned
         ? `pinning: none (${unpinned}); gateways, subgraphs and load share every core`
-        : 'pinning: each gateway alone on core 0 (taskset -c 0); subgraphs and autocannon on core 1',
+        : 'pinning: each gateway alone on core 0 (taskset -c 0); subgraphs and the load (autocannon, undici) on core 1',
     );
     console.log(
       `calibration: bare node:http on one core: ${whole(calibration)} requests/s (${fixed(1000 / calibration, 3)} ms CPU each)`,

@@ -40,7 +40,7 @@ function printSetup(run: DashboardRun): void {
     unpinned
       ? `pinning: none (${unpinned}); gateways, platform and load share every core`
       : 'pinning: each gateway alone on core 0 (taskset -c 0); Postgres, NATS, Redis, the four subgraphs ' +
-          '(in the bench process) and autocannon on core 1: the subgraphs bound the closed-loop rate',
+          '(in the bench process) and the load on core 1: the subgraphs bound the closed-loop rate',
   );
   console.log(`calibration: bare node:http on one core: ${whole(run.calibration)} requests/s`);
   console.log(
