@@ -1,7 +1,38 @@
+import { readFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (listen on port 0, note it, close). */
-export function freePort(): Promise<number> {
+/** Ports this process has handed out: never handed out twice. */
+const handedOut = new Set<number>();
+
+/**
+ * Where outgoing connections take their local ports (Linux's ip_local_port_range; 32768 to 60999 unless
+ * changed). A port picked inside it can be taken by any client's connection in the moment between the
+ * pick and the server's bind, so picks come from the 12,000 ports below it.
+ */
+function pickRange(): { from: number; to: number } {
+  let ephemeralFrom = 32_768;
+  try {
+    ephemeralFrom = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0]);
+  } catch {
+    // not Linux: the common default
+  }
+  return { from: Math.max(1_024, ephemeralFrom - 12_000), to: ephemeralFrom };
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago and lies outside the ephemeral range when it can. */
+export async function freePort(): Promise<number> {
+  const { from, to } = pickRange();
+  for (let attempt = 0; to - from >= 1_000 && attempt < 50; attempt++) {
+    const port = from + Math.floor(Math.random() * (to - from));
+    if (handedOut.has(port) || !(await isPortFree(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  return osPickedPort();
+}
+
+/** A port the OS picks (listen on port 0, note it, close). */
+function osPickedPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
