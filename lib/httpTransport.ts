@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpRefusal, readBody, refuse } from './httpRefusal.ts';
 
-/** The part of the gateway's yoga this adapter calls. */
+/** The part of a yoga server (the gateway's or a subgraph's) this adapter calls. */
 interface YogaHandler {
   (
     req: IncomingMessage,
@@ -22,7 +22,7 @@ interface YogaHandler {
 /** Options of the HTTP transport. */
 export interface HttpTransportOptions {
   yoga: YogaHandler;
-  /** Largest request body (default setting MAX_BODY_BYTES, 1 MiB). */
+  /** Largest request body (the gateway: MAX_BODY_BYTES, 1 MiB by default; a subgraph: 25 MB). */
   maxBodyBytes: number;
   /** Longest request URL of a GET (MAX_URL_BYTES). */
   maxUrlBytes: number;

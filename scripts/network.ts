@@ -18,10 +18,11 @@ function pickRange(): { from: number; to: number } {
   }
   return { from: Math.max(1_024, ephemeralFrom - 12_000), to: ephemeralFrom };
 }
+let range: { from: number; to: number } | undefined;
 
 /** A TCP port on 127.0.0.1 that was free a moment ago and lies outside the ephemeral range when it can. */
 export async function freePort(): Promise<number> {
-  const { from, to } = pickRange();
+  const { from, to } = (range ??= pickRange());
   for (let attempt = 0; to - from >= 1_000 && attempt < 50; attempt++) {
     const port = from + Math.floor(Math.random() * (to - from));
     if (handedOut.has(port) || !(await isPortFree(port))) continue;

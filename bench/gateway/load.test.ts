@@ -22,18 +22,25 @@ beforeAll(async () => {
 
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
+/** An open loop against the echoing server: request n's body is `{"n":n}`, expected back unless told otherwise. */
+const echoLoad = (
+  options: { connections: number; seconds: number; rate: number },
+  expected = (n: number) => `{"n":${n}}`,
+) =>
+  runLoad({
+    url,
+    headers: {},
+    ...options,
+    exchange: (n) => ({ body: `{"n":${n}}`, expected: expected(n) }),
+  });
+
 describe('the fixed-rate open loop', () => {
   it('sends at even intervals, not a burst per second, and checks every body', async () => {
     arrivals.length = 0;
     delayMs = 5;
-    const load = await runLoad({
-      url,
-      headers: {},
-      connections: 20,
-      seconds: 1,
-      rate: 50,
-      exchange: (n) => ({ body: `{"n":${n}}`, expected: n === 7 ? 'other' : `{"n":${n}}` }),
-    });
+    const load = await echoLoad({ connections: 20, seconds: 1, rate: 50 }, (n) =>
+      n === 7 ? 'other' : `{"n":${n}}`,
+    );
     expect(load.sent).toBe(50);
     expect(load.requests).toBe(50);
     expect(load.mismatches).toBe(1);
@@ -46,14 +53,7 @@ describe('the fixed-rate open loop', () => {
 
   it('counts time from when a request was due, so a server falling behind shows in the latencies', async () => {
     delayMs = 200;
-    const load = await runLoad({
-      url,
-      headers: {},
-      connections: 1,
-      seconds: 0.5,
-      rate: 20,
-      exchange: (n) => ({ body: `{"n":${n}}`, expected: `{"n":${n}}` }),
-    });
+    const load = await echoLoad({ connections: 1, seconds: 0.5, rate: 20 });
     expect(load.requests).toBe(10);
     // One connection answers every 200 ms while requests fall due every 50 ms: the last waits about
     // nine answers' time, not just its own 200 ms.

@@ -71,25 +71,26 @@ function sortKey(row: { kpiCode: string; bucket: Date; dims: object }, extra = '
   return `${row.kpiCode}|${extra}|${row.bucket.toISOString()}|${JSON.stringify(row.dims)}`;
 }
 
+/**
+ * Totals as Postgres returns them: numerics as text in rows, as JSON numbers inside JSON (NaN and the
+ * infinities as strings).
+ */
 interface TotalsRow {
-  count: string | null;
-  sum: string | null;
-  min: string | null;
-  max: string | null;
+  count: number | string | null;
+  sum: number | string | null;
+  min: number | string | null;
+  max: number | string | null;
   sketch: Sketch | null;
 }
 
-/**
- * One bucket of a series as the SQL writes it: epoch milliseconds, the group, then the totals. Numerics are
- * JSON numbers, except NaN and the infinities, which Postgres writes as strings.
- */
+/** One bucket of a series as the SQL writes it: epoch milliseconds, the group, then the totals. */
 type SeriesBucket = [
   number,
   Record<string, string | null>,
-  number | string,
-  number | string,
-  number | string | null,
-  number | string | null,
+  TotalsRow['count'],
+  TotalsRow['sum'],
+  TotalsRow['min'],
+  TotalsRow['max'],
   Sketch | null,
 ];
 
@@ -256,13 +257,9 @@ export const rollupStore = {
     );
     const buckets = JSON.parse(rows[0]!.buckets) as SeriesBucket[];
     return buckets.map(([at, group, count, sum, min, max, sketch]) => ({
+      ...toTotals({ count, sum, min, max, sketch }),
       at: new Date(at),
       group,
-      count: Number(count),
-      sum: Number(sum),
-      min: min == null ? null : Number(min),
-      max: max == null ? null : Number(max),
-      sketch,
     }));
   },
 
