@@ -42,6 +42,8 @@ export interface GatewayOptions {
   subgraphResilience?: Partial<ResilienceOptions>;
   /** Whether identical query fetches in flight share one subgraph request (default true). */
   subgraphDedupe?: boolean;
+  /** Subgraphs whose fetches in one wave of a plan go out as one batched request (`*`: all; default none). */
+  subgraphBatching?: readonly string[];
   /** JetStream feeds for stream-bound subscription fields (absent without NATS). */
   feeds?: StreamFeeds;
   /** Results a subscriber may have queued before it is closed as too slow. */
@@ -93,6 +95,9 @@ export function createGateway(options: GatewayOptions) {
     timeoutMs: options.subgraphTimeoutMs,
     resilience: options.subgraphResilience,
     dedupe: options.subgraphDedupe ?? true,
+    batching: (subgraph) =>
+      options.subgraphBatching?.includes('*') === true ||
+      options.subgraphBatching?.includes(subgraph) === true,
   });
   const upstream = new UpstreamSubscriptions(urls, options.logger);
   const engine = new SubscriptionEngine({

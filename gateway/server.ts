@@ -70,6 +70,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
       retries: config.SUBGRAPH_RETRIES,
     },
     subgraphDedupe: config.SUBGRAPH_DEDUPE,
+    subgraphBatching: config.SUBGRAPH_BATCHING,
     feeds,
     subscriberQueueLimit: config.SUBSCRIBER_QUEUE_LIMIT,
     rateLimiter,

@@ -48,6 +48,18 @@ describe('config', () => {
     );
   });
 
+  it('reads the subgraphs that take batches: none by default, names or *', () => {
+    expect(loadConfig(dev).SUBGRAPH_BATCHING).toEqual([]);
+    expect(loadConfig({ ...dev, SUBGRAPH_BATCHING: 'metrics, insights' }).SUBGRAPH_BATCHING).toEqual([
+      'metrics',
+      'insights',
+    ]);
+    expect(loadConfig({ ...dev, SUBGRAPH_BATCHING: '*' }).SUBGRAPH_BATCHING).toEqual(['*']);
+    expect(() => loadConfig({ ...dev, SUBGRAPH_BATCHING: 'http://metrics:4002' })).toThrow(
+      /^invalid setting SUBGRAPH_BATCHING: expected subgraph names or \*/,
+    );
+  });
+
   it('names a required setting that is missing', () => {
     expect(() => loadConfig(dev, ['DATABASE_URL'])).toThrow(/^missing setting DATABASE_URL/);
     expect(loadConfig({ ...dev, DATABASE_URL: 'postgres://u:p@h/db' }, ['DATABASE_URL']).DATABASE_URL).toBe(

@@ -24,6 +24,17 @@ const flag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
   .transform((value) => ['true', '1', 'yes'].includes(value));
 
+// A comma-separated list ("a, b,c"), empty by default.
+const commaList = z
+  .string()
+  .default('')
+  .transform((value) =>
+    value
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean),
+  );
+
 // A rate-limit budget per minute; 0 turns that budget off.
 const budget = z.coerce.number().int().min(0);
 
@@ -77,26 +88,22 @@ const schema = z.object({
   SUBGRAPH_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
   // Identical query fetches in flight to a subgraph (operation, variables, Authorization) share one request.
   SUBGRAPH_DEDUPE: flag.default(true),
+  // Subgraphs (comma-separated names, * = all) that take batched requests (a JSON array of operations):
+  // a request's fetches to one of them in one wave of its plan go out as one HTTP request. Ours all do.
+  SUBGRAPH_BATCHING: commaList.pipe(
+    z.array(z.string().regex(/^(\*|[A-Za-z_][A-Za-z0-9_-]*)$/, { message: 'expected subgraph names or *' })),
+  ),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
   // On SIGTERM the gateway answers /readyz 503 and keeps serving this long before it stops listening (load balancers see it leave).
   SHUTDOWN_DRAIN_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
   // Browser origins allowed to call the gateway (comma-separated, e.g. https://app.example.com; * = any).
-  CORS_ORIGINS: z
-    .string()
-    .default('')
-    .transform((value) =>
-      value
-        .split(',')
-        .map((origin) => origin.trim())
-        .filter(Boolean),
-    )
-    .pipe(
-      z.array(
-        z.string().refine((origin) => origin === '*' || /^https?:\/\/[^/]+$/.test(origin), {
-          message: 'expected origins like https://app.example.com, comma-separated',
-        }),
-      ),
+  CORS_ORIGINS: commaList.pipe(
+    z.array(
+      z.string().refine((origin) => origin === '*' || /^https?:\/\/[^/]+$/.test(origin), {
+        message: 'expected origins like https://app.example.com, comma-separated',
+      }),
     ),
+  ),
   // Largest GraphQL request body (POST /graphql, SSE): larger ones get 413 before any parsing.
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
   // Longest URL of a GET /graphql request (query, variables and extensions in the query string): 414.

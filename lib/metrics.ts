@@ -33,6 +33,13 @@ export const subgraphFetchesShared = new Counter({
   labelNames: ['subgraph'] as const,
 });
 
+/** Query-plan fetches that went out in one batched request with others (SUBGRAPH_BATCHING). */
+export const subgraphFetchesBatched = new Counter({
+  name: 'pulsegraph_subgraph_fetches_batched_total',
+  help: 'Subgraph fetches sent in one HTTP request with other fetches of the same request and plan wave (a JSON array of operations)',
+  labelNames: ['subgraph'] as const,
+});
+
 /** Time of one plan fetch from the gateway to a subgraph, by subgraph and outcome. */
 export const subgraphFetchSeconds = new Histogram({
   name: 'pulsegraph_subgraph_fetch_duration_seconds',

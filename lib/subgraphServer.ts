@@ -177,6 +177,8 @@ export function createSubgraphHandler<Deps extends object>(options: SubgraphOpti
     logging: false,
     // Bounded in front of yoga, as in the gateway (lib/httpTransport.ts).
     maxRequestBodySize: false,
+    // A JSON array of up to 10 operations is one batch (the gateway's SUBGRAPH_BATCHING sends them).
+    batching: true,
     plugins: [useRequestMetrics(options.name)],
     // No subgraph trusts anything but a verifiable token: not the gateway, not a tenant header.
     context: async ({ request, params }) => {

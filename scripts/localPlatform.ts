@@ -80,6 +80,8 @@ export async function startLocalPlatform(options: {
     REPORTS_PORT: '0',
     INSIGHTS_PORT: '0',
     GATEWAY_PORT: '0',
+    // Our subgraphs all take batched requests (lib/subgraphServer.ts), as npm start configures it.
+    SUBGRAPH_BATCHING: '*',
     ...options.env,
   };
   const config = loadConfig(base);

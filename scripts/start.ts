@@ -134,7 +134,8 @@ async function main(): Promise<void> {
   spawnService(
     'gateway',
     'gateway/server.ts',
-    { ...childEnv, ...GATEWAY_ENV, ...routing },
+    // Every subgraph here takes batched requests (lib/subgraphServer.ts), unless told otherwise.
+    { ...childEnv, ...GATEWAY_ENV, SUBGRAPH_BATCHING: env['SUBGRAPH_BATCHING'] ?? '*', ...routing },
     GATEWAY_NODE_FLAGS,
   );
   await waitFor200('gateway', `http://127.0.0.1:${config.GATEWAY_PORT}/readyz`);

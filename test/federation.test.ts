@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { buildClientSchema, buildSchema, getIntrospectionQuery, type IntrospectionQuery } from 'graphql';
+import {
+  buildClientSchema,
+  buildSchema,
+  getIntrospectionQuery,
+  type GraphQLFormattedError,
+  type IntrospectionQuery,
+} from 'graphql';
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import { register } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway } from '../gateway/gateway.ts';
 import { createTokenVerifier } from '../lib/auth.ts';
@@ -20,6 +27,14 @@ beforeAll(async () => {
   admin = await platform.token('acme', ['admin']);
 });
 afterAll(() => platform?.stop());
+
+/** The value of an in-process counter (the platform runs here: one registry) for the given labels. */
+async function counterValue(name: string, labels: Record<string, string>): Promise<number> {
+  const metric = await register.getSingleMetric(name)?.get();
+  return (metric?.values ?? [])
+    .filter((value) => Object.entries(labels).every(([key, wanted]) => value.labels[key] === wanted))
+    .reduce((sum, value) => sum + value.value, 0);
+}
 
 /** An in-process gateway over the test platform whose `subgraph` is unreachable. */
 async function gatewayWithout(subgraph: string) {
@@ -78,6 +93,25 @@ describe('federated KPI definitions through the gateway', () => {
         insights: [],
       },
     });
+  });
+
+  it("sends one plan wave's fetches to a subgraph as one batched request (SUBGRAPH_BATCHING)", async () => {
+    const requests = () => counterValue('pulsegraph_graphql_requests_total', { service: 'metrics' });
+    const batched = () => counterValue('pulsegraph_subgraph_fetches_batched_total', { subgraph: 'metrics' });
+    const [requestsBefore, batchedBefore] = [await requests(), await batched()];
+    // One metadata fetch answers both lists; their two `current` fetches to metrics (different selections:
+    // not shared) start together.
+    const { body } = await platform.graphql(
+      `{ a: kpis { code current { value } } b: kpis { name current { dimensions } } }`,
+      { token: admin },
+    );
+    expect(body.errors).toBeUndefined();
+    expect(body.data).toEqual({
+      a: [{ code: 'checkout.revenue', current: { value: 0 } }],
+      b: [{ name: 'Revenue', current: { dimensions: null } }],
+    });
+    expect((await batched()) - batchedBefore).toBe(2);
+    expect((await requests()) - requestsBefore).toBe(1);
   });
 
   it('shows another tenant none of it', async () => {
@@ -250,6 +284,39 @@ describe('subgraphs hold callers to the same rules when called directly', () => 
       expect(body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
     });
   }
+
+  it('answers a batch (a JSON array of operations) with the array of results, each refused without a token', async () => {
+    const batch = [
+      { query: '{ kpis { code } }' },
+      { query: 'query ($code: ID!) { kpi(code: $code) { name } }', variables: { code: 'checkout.revenue' } },
+      { query: '{ kpis { nope } }' },
+    ];
+    const post = async (body: unknown, authorization?: string) => {
+      const response = await fetch(platform.subgraphUrls.metadata, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+        body: JSON.stringify(body),
+      });
+      return {
+        status: response.status,
+        results: (await response.json()) as Array<{ data?: unknown; errors?: GraphQLFormattedError[] }>,
+      };
+    };
+    const answered = await post(batch, `Bearer ${admin}`);
+    expect(answered.status).toBe(200);
+    expect(answered.results).toHaveLength(3);
+    const { kpis } = answered.results[0]!.data as { kpis: Array<{ code: string }> };
+    expect(kpis).toContainEqual({ code: 'checkout.revenue' });
+    expect(answered.results[1]).toEqual({ data: { kpi: { name: 'Revenue' } } });
+    expect(answered.results[2]!.errors?.[0]?.extensions?.['code']).toBe('GRAPHQL_VALIDATION_FAILED');
+    // Every operation runs with its own context: each is refused, none answered with data.
+    const refused = await post(batch.slice(0, 2));
+    expect(refused.results).toHaveLength(2);
+    for (const result of refused.results) {
+      expect(result.data).toBeUndefined();
+      expect(result.errors?.[0]?.extensions?.['code']).toBe('UNAUTHENTICATED');
+    }
+  });
 
   it('metadata answers _entities only within the token tenant', async () => {
     const query = `query ($r: [_Any!]!) { _entities(representations: $r) { ... on Kpi { code name } } }`;

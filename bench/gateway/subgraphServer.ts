@@ -1,6 +1,6 @@
 // The benchmark's subgraphs in one process (on the load core): four bare node:http servers executing with
 // graphql-js over a cache of parsed documents, counting the operations they answer. Prints one JSON line
-// { "<name>": "<url>", ... } once all listen. GET /fetches answers the operations counted so far;
+// { "<name>": "<url>", ... } once all listen. GET /fetches answers the operations counted so far, GET /exchanges the HTTP requests that carried them;
 // GET /record starts recording the operations received (URL and body), GET /recorded answers and ends it.
 import { execute, parse, type DocumentNode } from 'graphql';
 import { createServer } from 'node:http';
@@ -8,13 +8,27 @@ import type { AddressInfo } from 'node:net';
 import { benchSubgraphs, subgraphSchema } from './subgraphs.ts';
 import { readBody } from './readBody.ts';
 
+/** Operations answered, and the HTTP requests that carried them (fewer when batched). */
 let fetches = 0;
+let exchanges = 0;
+
+interface Operation {
+  query: string;
+  variables?: Record<string, unknown>;
+  operationName?: string;
+}
 let recorded: Array<{ url: string; body: string }> | undefined;
 
 const urls: Record<string, string> = {};
 for (const subgraph of benchSubgraphs) {
   const schema = subgraphSchema(subgraph);
   const documents = new Map<string, DocumentNode>();
+  const answer = async ({ query, variables, operationName }: Operation) => {
+    fetches++;
+    let document = documents.get(query);
+    if (!document) documents.set(query, (document = parse(query)));
+    return execute({ schema, document, variableValues: variables, operationName });
+  };
   const server = createServer((req, res) => {
     if (req.method === 'GET') {
       // /healthz, /readyz (the gateway's readiness probe), /fetches, /record and /recorded.
@@ -24,22 +38,17 @@ for (const subgraph of benchSubgraphs) {
         recorded = undefined;
         return;
       }
-      res.end(req.url === '/fetches' ? String(fetches) : 'ok');
+      res.end(req.url === '/fetches' ? String(fetches) : req.url === '/exchanges' ? String(exchanges) : 'ok');
       return;
     }
     void readBody(req).then(async (text) => {
-      fetches++;
+      exchanges++;
       recorded?.push({ url: urls[subgraph.name]!, body: text });
-      const { query, variables, operationName } = JSON.parse(text) as {
-        query: string;
-        variables?: Record<string, unknown>;
-        operationName?: string;
-      };
-      let document = documents.get(query);
-      if (!document) documents.set(query, (document = parse(query)));
-      const result = await execute({ schema, document, variableValues: variables, operationName });
+      const body = JSON.parse(text) as Operation | Operation[];
+      // A JSON array is a batch (our gateway's SUBGRAPH_BATCHING): answered by the array of its results.
+      const results = await Promise.all((Array.isArray(body) ? body : [body]).map(answer));
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify(result));
+      res.end(JSON.stringify(Array.isArray(body) ? results : results[0]));
     });
   });
   server.keepAliveTimeout = 60_000;
