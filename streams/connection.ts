@@ -29,18 +29,11 @@ export async function connectBroker(url: string, name: string, logger?: Logger):
     // requests). Failures still carry their message and cause.
     noAsyncTraces: true,
   };
-  const deadline = Date.now() + FIRST_CONNECT_MS;
-  let nc: NatsConnection;
-  for (;;) {
-    try {
-      nc = await connect({ ...options, timeout: 5_000 });
-      break;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      logger?.warn({ err: error }, 'nats not reachable yet; retrying');
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  }
+  const nc = await retryWithin(
+    () => connect({ ...options, timeout: 5_000 }),
+    () => true,
+    (error) => logger?.warn({ err: error }, 'nats not reachable yet; retrying'),
+  );
   if (logger) {
     void (async () => {
       for await (const status of nc.status()) {
@@ -64,14 +57,23 @@ export async function connectBroker(url: string, name: string, logger?: Logger):
  * responders), for up to 30 s: right after a nats-server restart JetStream may not answer yet, and on a
  * busy machine starting every process at once a first answer can come after the request's 5 s.
  */
-export async function retryUnanswered<T>(step: () => Promise<T>): Promise<T> {
+export function retryUnanswered<T>(step: () => Promise<T>): Promise<T> {
+  return retryWithin(step, (error) => error instanceof Error && /timeout|no responders/i.test(error.message));
+}
+
+/** Runs `step`, and again every 500 ms while it fails with a retryable error, for up to 30 s. */
+async function retryWithin<T>(
+  step: () => Promise<T>,
+  retryable: (error: unknown) => boolean,
+  onRetry?: (error: unknown) => void,
+): Promise<T> {
   const deadline = Date.now() + FIRST_CONNECT_MS;
   for (;;) {
     try {
       return await step();
     } catch (error) {
-      const unanswered = error instanceof Error && /timeout|no responders/i.test(error.message);
-      if (!unanswered || Date.now() > deadline) throw error;
+      if (!retryable(error) || Date.now() > deadline) throw error;
+      onRetry?.(error);
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
   }
