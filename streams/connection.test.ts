@@ -36,7 +36,9 @@ describe('connectBroker', () => {
     expect(broker.nc.isClosed()).toBe(false);
     // The connection works: a JetStream-less request-reply round trip through the server.
     const subscription = broker.nc.subscribe('connection.test', {
-      callback: (_error, message) => message.respond('pong'),
+      callback: (_error, message) => {
+        message.respond('pong');
+      },
     });
     const reply = await broker.nc.request('connection.test', 'ping', { timeout: 2_000 });
     expect(reply.string()).toBe('pong');
