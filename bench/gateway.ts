@@ -20,6 +20,7 @@ import {
   recordFetches,
   startPeer,
   startSubgraphs,
+  subgraphExchanges,
   subgraphFetches,
   writeSupergraph,
   type BenchProcess,
@@ -108,6 +109,7 @@ const measure = (
     seconds,
     rate,
     fetches: () => subgraphFetches(subgraphUrls),
+    exchanges: () => subgraphExchanges(subgraphUrls),
   });
 
 /** Profiles our gateway under the closed loop and prints where its CPU time went. */
@@ -249,7 +251,7 @@ export async function benchGateway(): Promise<void> {
       'p50 ms',
       'p95 ms',
       'p99 ms',
-      'fetches/req',
+      'fetches/req (HTTP)',
       'RSS MiB',
       'bad',
       'failed',
@@ -271,7 +273,7 @@ export async function benchGateway(): Promise<void> {
             fixed(med(phases, 'p50')),
             fixed(med(phases, 'p95')),
             fixed(med(phases, 'p99')),
-            fixed(med(phases, 'fetchesPerRequest')),
+            `${fixed(med(phases, 'fetchesPerRequest'))} (${fixed(med(phases, 'exchangesPerRequest'))})`,
             whole(Math.max(...phases.map((p) => p.rssMiB))),
             String(phases.reduce((s, p) => s + p.mismatches, 0)),
             String(phases.reduce((s, p) => s + p.failures, 0)),

@@ -14,6 +14,8 @@ export interface Phase {
   p99: number;
   /** Subgraph operations per request sent (NaN when the phase could not count them). */
   fetchesPerRequest: number;
+  /** HTTP requests to the subgraphs per request sent (NaN when not counted). */
+  exchangesPerRequest: number;
   rssMiB: number;
   mismatches: number;
   failures: number;
@@ -31,6 +33,8 @@ export interface MeasureOptions {
   rate?: number;
   /** Subgraph operations answered so far: counted around the phase, and polled until they stop. */
   fetches?: () => Promise<number>;
+  /** HTTP requests the subgraphs received so far (read before the phase and once its fetches stopped). */
+  exchanges?: () => Promise<number>;
   /** Accepts an answer that is not byte for byte the expected one (runLoad's `matches`). */
   matches?: (body: string, expected: string) => boolean;
 }
@@ -42,9 +46,10 @@ export async function measure(
   peer: BenchProcess,
   options: MeasureOptions,
 ): Promise<Phase & { load: LoadResult }> {
-  const { fetches = () => Promise.resolve(NaN) } = options;
+  const { fetches = () => Promise.resolve(NaN), exchanges = () => Promise.resolve(NaN) } = options;
   const cpuBefore = cpuSeconds(peer.pid);
   const fetchesBefore = await fetches();
+  const exchangesBefore = await exchanges();
   const load = await runLoad({
     url: peer.url,
     headers: { authorization: `Bearer ${options.token}` },
@@ -65,6 +70,7 @@ export async function measure(
     fetchesAfter = now;
   }
   const cpu = cpuSeconds(peer.pid) - cpuBefore;
+  const exchangesAfter = await exchanges();
   return {
     load,
     rps: load.requests / load.seconds,
@@ -73,6 +79,7 @@ export async function measure(
     p95: percentile(load.latencies, 0.95),
     p99: percentile(load.latencies, 0.99),
     fetchesPerRequest: (fetchesAfter - fetchesBefore) / load.sent,
+    exchangesPerRequest: (exchangesAfter - exchangesBefore) / load.sent,
     rssMiB: residentMiB(peer.pid),
     mismatches: load.mismatches,
     failures: load.failures,

@@ -95,6 +95,11 @@ export async function subgraphFetches(urls: Record<string, string>): Promise<num
   return Number(await (await fetch(new URL('/fetches', urls['accounts']))).text());
 }
 
+/** HTTP requests that carried those operations (fewer when a gateway batches them). */
+export async function subgraphExchanges(urls: Record<string, string>): Promise<number> {
+  return Number(await (await fetch(new URL('/exchanges', urls['accounts']))).text());
+}
+
 /** The operations the subgraphs receive while `act` runs (run one request at a time), in order. */
 export async function recordFetches(
   urls: Record<string, string>,
