@@ -4,7 +4,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { BATCH_LIMIT, createSubgraphFetcher } from './subgraphFetcher.ts';
+import { BATCH_LIMIT } from './subgraphBatching.ts';
+import { createSubgraphFetcher } from './subgraphFetcher.ts';
 
 let server: Server;
 let base: string;

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { subgraphFetchesBatched, subgraphFetchesShared, subgraphFetchSeconds } from '../../lib/metrics.ts';
 import { ATTR_COMPONENT, injectTraceContext, SpanKind, withSpan } from '../../lib/telemetry.ts';
+import { createBatchQueue } from './subgraphBatching.ts';
 import {
   backoffDelayMs,
   CircuitBreaker,
@@ -105,18 +106,17 @@ export function createSubgraphFetcher(options: {
       await sleep(backoffDelayMs(attempt + 1, resilience.retryBaseDelayMs));
     }
   };
-  // Batching (SUBGRAPH_BATCHING): the fetches of one caller to one subgraph that start in the same turn of
-  // the event loop (a plan's wave: the fetches a Parallel node starts, or that answers arriving together
-  // release) go out as one HTTP request whose body is the JSON array of their operations, answered by the
-  // array of their results (graphql-yoga's `batching`, Apollo Server's allowBatchedHttpRequests). One
-  // exchange instead of several: fewer system calls and process wake-ups on both sides.
-  const batches = new WeakMap<Caller, Map<string, Batch>>();
+  // A request's fetches to a batching subgraph in one turn go out as one HTTP request (subgraphBatching.ts):
+  // one exchange instead of several, fewer system calls and process wake-ups on both sides.
+  const enqueue = createBatchQueue<Caller, Received>((subgraph, caller, payloads) =>
+    sendBatch(subgraph, payloads, caller),
+  );
   const send = (subgraph: string, payload: string, caller: Caller, query: boolean): Promise<Received> => {
     const stopTimer = subgraphFetchSeconds.startTimer({ subgraph });
     // Only queries: a mutation's fetches run one after another anyway, and must never share a request.
     const sent =
       query && options.batching?.(subgraph)
-        ? enqueue(subgraph, payload, caller)
+        ? enqueue(subgraph, caller, payload)
         : sendOne(subgraph, payload, caller);
     return sent.then((received) => {
       const { response, failed } = received;
@@ -124,27 +124,6 @@ export function createSubgraphFetcher(options: {
       return received;
     });
   };
-  const enqueue = (subgraph: string, payload: string, caller: Caller) =>
-    new Promise<Received>((resolve, reject) => {
-      let bySubgraph = batches.get(caller);
-      if (!bySubgraph) batches.set(caller, (bySubgraph = new Map<string, Batch>()));
-      let batch = bySubgraph.get(subgraph);
-      if (!batch) {
-        const open: Batch = (batch = { payloads: [], waiters: [] });
-        const waiting = bySubgraph;
-        waiting.set(subgraph, open);
-        setImmediate(() => {
-          if (waiting.get(subgraph) === open) waiting.delete(subgraph);
-          sendBatch(subgraph, open, caller).catch((error: unknown) => {
-            for (const waiter of open.waiters) waiter.reject(error);
-          });
-        });
-      }
-      batch.payloads.push(payload);
-      batch.waiters.push({ resolve, reject });
-      // A full batch is closed (its flush is still the one scheduled): the next fetch opens another.
-      if (batch.payloads.length === BATCH_LIMIT) bySubgraph.delete(subgraph);
-    });
   const sendOne = async (subgraph: string, payload: string, caller: Caller): Promise<Received> => {
     const posted = await post(subgraph, payload, caller);
     if ('failed' in posted) return posted;
@@ -155,20 +134,20 @@ export function createSubgraphFetcher(options: {
       failed: 'transport',
     };
   };
-  const sendBatch = async (subgraph: string, batch: Batch, caller: Caller): Promise<void> => {
-    const { payloads, waiters } = batch;
-    if (payloads.length === 1) return waiters[0]!.resolve(await sendOne(subgraph, payloads[0]!, caller));
+  /** A batch's results, one per payload: a lone payload goes out as it is, more as a JSON array. */
+  const sendBatch = async (subgraph: string, payloads: string[], caller: Caller): Promise<Received[]> => {
+    if (payloads.length === 1) return [await sendOne(subgraph, payloads[0]!, caller)];
     subgraphFetchesBatched.inc({ subgraph }, payloads.length);
     const posted = await post(subgraph, `[${payloads.join(',')}]`, caller);
-    if ('failed' in posted) return waiters.forEach(({ resolve }) => resolve(posted));
+    if ('failed' in posted) return payloads.map(() => posted);
     const answers = Array.isArray(posted.body) ? posted.body : undefined;
     // A subgraph that refuses the batch as a whole answers one GraphQL error body: each fetch gets it.
     const refusal = answers ? undefined : asResponse(posted.body);
-    waiters.forEach(({ resolve }, i) => {
+    return payloads.map((_, i): Received => {
       const response = refusal ?? asResponse(answers?.[i]);
-      if (response && (!answers || answers.length === payloads.length)) return resolve({ response });
+      if (response && (!answers || answers.length === payloads.length)) return { response };
       const reason = `answered a batch of ${payloads.length} operations with HTTP ${posted.status} and ${answers ? `${answers.length} results` : 'no GraphQL body'}`;
-      resolve({ response: failure(subgraph, reason), failed: 'transport' });
+      return { response: failure(subgraph, reason), failed: 'transport' };
     });
   };
   /** One HTTP exchange: the parsed JSON body (undefined when it is not JSON), or why there is none. */
@@ -221,15 +200,6 @@ interface Received {
 }
 
 type Failure = 'timeout' | 'transport';
-
-/** Fetches of one caller to one subgraph waiting to go out together, and how to settle each. */
-interface Batch {
-  payloads: string[];
-  waiters: Array<{ resolve: (received: Received) => void; reject: (error: unknown) => void }>;
-}
-
-/** The most operations sent in one batch (graphql-yoga's default limit with `batching: true`). */
-export const BATCH_LIMIT = 10;
 
 function isTimeout(error: unknown): boolean {
   const { name, code } = error as { name?: string; code?: string };
