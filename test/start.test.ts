@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isRunning } from '../scripts/childProcesses.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signDevToken } from '../lib/devKeys.ts';
 import { freePort, isPortFree, pollUntil } from '../scripts/network.ts';
 import { createTestDatabase, services, type TestDatabase } from './support/services.ts';
 
@@ -45,6 +46,7 @@ describe('npm start', () => {
         env: {
           ...process.env,
           NODE_ENV: 'development',
+          SUBGRAPH_BATCHING: undefined, // start.ts's default, checked below
           DATABASE_URL: database.appUrl,
           DATABASE_ADMIN_URL: database.adminUrl,
           NATS_URL: natsUrl,
@@ -89,6 +91,33 @@ describe('npm start', () => {
         'writer',
       ]);
       expect(pids).toHaveLength(10);
+
+      // The gateway batches a plan wave's fetches to one subgraph (start.ts sets SUBGRAPH_BATCHING=*).
+      const gateway = `http://127.0.0.1:${ports['GATEWAY_PORT']}`;
+      const token = await signDevToken(dataDir, { tenant: 'acme', roles: ['admin'] });
+      const ask = async (query: string) => {
+        const response = await fetch(`${gateway}/graphql`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify({ query }),
+        });
+        return (await response.json()) as { data?: unknown; errors?: unknown };
+      };
+      const defined = await ask(
+        'mutation { defineKpi(input: { code: "orders", name: "Orders", eventName: "order.placed", aggregation: COUNT }) { code } }',
+      );
+      expect(defined.errors).toBeUndefined();
+      const both = await ask(
+        '{ a: kpis { code current { value } } b: kpis { name current { dimensions } } }',
+      );
+      expect(both).toEqual({
+        data: {
+          a: [{ code: 'orders', current: { value: 0 } }],
+          b: [{ name: 'Orders', current: { dimensions: null } }],
+        },
+      });
+      const metrics = await (await fetch(`${gateway}/metrics`)).text();
+      expect(metrics).toMatch(/^pulsegraph_subgraph_fetches_batched_total\{subgraph="metrics"\} 2$/m);
 
       child.kill('SIGINT');
       expect(await exited, `start did not exit cleanly; output:\n${output.slice(-4000)}`).toBe(0);
