@@ -90,14 +90,15 @@ export function createGateway(options: GatewayOptions) {
   // Resolved once per supergraph: every subgraph fetch reads it.
   let resolvedUrls = resolveUrls();
   const urls = () => resolvedUrls;
+  // Read on every fetch: the list is turned into a set once.
+  const batched = new Set(options.subgraphBatching);
+  const batchAll = batched.has('*');
   const fetcher = createSubgraphFetcher({
     urls,
     timeoutMs: options.subgraphTimeoutMs,
     resilience: options.subgraphResilience,
     dedupe: options.subgraphDedupe ?? true,
-    batching: (subgraph) =>
-      options.subgraphBatching?.includes('*') === true ||
-      options.subgraphBatching?.includes(subgraph) === true,
+    batching: (subgraph) => batchAll || batched.has(subgraph),
   });
   const upstream = new UpstreamSubscriptions(urls, options.logger);
   const engine = new SubscriptionEngine({

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signDevToken } from '../lib/devKeys.ts';
 import { freePort, isPortFree, pollUntil } from '../scripts/network.ts';
 import { createTestDatabase, services, type TestDatabase } from './support/services.ts';
+import { gatewayMetric } from './support/subscribers.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 // Free ports, not the defaults: the gateway must route to the subgraphs where start.ts put them.
@@ -116,8 +117,12 @@ describe('npm start', () => {
           b: [{ name: 'Orders', current: { dimensions: null } }],
         },
       });
-      const metrics = await (await fetch(`${gateway}/metrics`)).text();
-      expect(metrics).toMatch(/^pulsegraph_subgraph_fetches_batched_total\{subgraph="metrics"\} 2$/m);
+      expect(
+        await gatewayMetric(
+          `${gateway}/graphql`,
+          'pulsegraph_subgraph_fetches_batched_total{subgraph="metrics"}',
+        ),
+      ).toBe(2);
 
       child.kill('SIGINT');
       expect(await exited, `start did not exit cleanly; output:\n${output.slice(-4000)}`).toBe(0);

@@ -1,23 +1,23 @@
 // The benchmark's subgraphs in one process (on the load core): four bare node:http servers executing with
 // graphql-js over a cache of parsed documents, counting the operations they answer. Prints one JSON line
-// { "<name>": "<url>", ... } once all listen. GET /fetches answers the operations counted so far, GET /exchanges the HTTP requests that carried them;
-// GET /record starts recording the operations received (URL and body), GET /recorded answers and ends it.
+// { "<name>": "<url>", ... } once all listen. GET /fetches answers the operations counted so far, GET
+// /exchanges the HTTP requests that carried them (fewer when batched); GET /record starts recording the
+// operations received (URL and body), GET /recorded answers and ends it.
 import { execute, parse, type DocumentNode } from 'graphql';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { benchSubgraphs, subgraphSchema } from './subgraphs.ts';
 import { readBody } from './readBody.ts';
 
-/** Operations answered, and the HTTP requests that carried them (fewer when batched). */
 let fetches = 0;
 let exchanges = 0;
+let recorded: Array<{ url: string; body: string }> | undefined;
 
 interface Operation {
   query: string;
   variables?: Record<string, unknown>;
   operationName?: string;
 }
-let recorded: Array<{ url: string; body: string }> | undefined;
 
 const urls: Record<string, string> = {};
 for (const subgraph of benchSubgraphs) {
@@ -31,7 +31,7 @@ for (const subgraph of benchSubgraphs) {
   };
   const server = createServer((req, res) => {
     if (req.method === 'GET') {
-      // /healthz, /readyz (the gateway's readiness probe), /fetches, /record and /recorded.
+      // /healthz, /readyz (the gateway's readiness probe), /fetches, /exchanges, /record and /recorded.
       if (req.url === '/record') recorded = [];
       if (req.url === '/recorded') {
         res.end(JSON.stringify(recorded ?? []));
