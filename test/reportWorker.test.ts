@@ -401,7 +401,8 @@ describe('a worker killed in the middle of a report', () => {
 
 describe('a worker stopped (SIGTERM) in the middle of a report', () => {
   it('returns the job to the queue at once, and another worker completes it', async () => {
-    const definition = await createReport('big', ticksReport(100_000));
+    // The 1,000,000-row report (6 to 7 s here): a 400,000-row one could finish within the grace below.
+    const definition = await createReport('big', ticksReport(BIG_MINUTES));
     // Half of SHUTDOWN_TIMEOUT_MS to finish the job: far less than this report needs.
     const stopping = startWorker({ SHUTDOWN_TIMEOUT_MS: '4000' });
     const queued = await enqueue('big', definition.id);
@@ -411,7 +412,7 @@ describe('a worker stopped (SIGTERM) in the middle of a report', () => {
     expect(await stopWorker(stopping)).toBe(0);
     // Well before ack_wait (30 s) would have brought it back.
     const generation = await finished('big', queued.id, 25_000);
-    expect(generation).toMatchObject({ status: 'COMPLETED', attempts: 2, rowCount: 400_000 });
+    expect(generation).toMatchObject({ status: 'COMPLETED', attempts: 2, rowCount: 1_000_000 });
     const left = await readdir(join(platform.dataDir, 'reports', 'big'));
     expect(left.filter((name) => name.startsWith(queued.id))).toEqual([`${queued.id}.csv`]);
     expect(await stopWorker(other)).toBe(0);
