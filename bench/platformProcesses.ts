@@ -77,6 +77,7 @@ async function startOn(
     DATABASE_APP_PASSWORD: APP_PASSWORD,
     ...RATE_LIMITS_OFF,
     OTEL_EXPORTER_OTLP_ENDPOINT: '',
+    WORKER_METRICS_PORT: '0', // not npm start's 4010 to 4014: those may be taken by a platform running here
   };
   const child = spawnTied(process.execPath, ['scripts/start.ts'], { cwd: ROOT, env });
   const tail = outputTail(child, undefined, 100);

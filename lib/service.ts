@@ -5,6 +5,7 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfigOrExit, type Config, type RequiredSetting } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -109,7 +110,14 @@ export async function runService(
       config.METRICS_LISTEN_PORT === undefined
         ? undefined
         : await listen(metricsListener, config.METRICS_LISTEN_PORT, config.HOST);
-    logger.info({ url: service.url }, `${name} ready`);
+    const metricsPort = (metrics?.address() as AddressInfo | null)?.port;
+    logger.info(
+      {
+        url: service.url,
+        ...(metricsPort ? { metrics: `http://${config.HOST}:${metricsPort}/metrics` } : {}),
+      },
+      `${name} ready`,
+    );
     onShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [
       service,
       ...(metrics ? [{ close: () => closeServer(metrics) }] : []),

@@ -154,6 +154,9 @@ export function activeTraceId(): string | undefined {
   return spanContext && trace.isSpanContextValid(spanContext) ? spanContext.traceId : undefined;
 }
 
+/** The active trace context, to carry past a point where the code that continues runs elsewhere (a batch). */
+export const activeContext = (): Context => context.active();
+
 /** A link to the span of a context (for batch consumers), or undefined when it has none. */
 export function linkTo(ctx: Context): Link | undefined {
   const spanContext = trace.getSpanContext(ctx);

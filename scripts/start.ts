@@ -18,8 +18,15 @@ import { readOrCreateSecret } from './secretFile.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const READY_TIMEOUT_MS = 60_000;
-// The first of the workers' /metrics ports (writer, calculator, scheduler, report worker, detector).
-const WORKER_METRICS_PORT = 4010;
+// Workers without a GraphQL port: the event writer and the KPI calculator of the metrics subgraph, the
+// report scheduler and report worker of the reports subgraph, and the insight detector.
+const WORKERS = [
+  ['writer', 'subgraphs/metrics/writer.ts'],
+  ['calculator', 'subgraphs/metrics/calculator.ts'],
+  ['scheduler', 'subgraphs/reports/scheduler.ts'],
+  ['report-worker', 'subgraphs/reports/worker.ts'],
+  ['detector', 'subgraphs/insights/detector.ts'],
+] as const;
 const env: NodeJS.ProcessEnv = {
   ...process.env,
   NODE_ENV: process.env['NODE_ENV'] || 'development',
@@ -28,6 +35,9 @@ const env: NodeJS.ProcessEnv = {
   LOG_LEVEL: process.env['LOG_LEVEL'] || 'info',
 };
 const config = loadStartConfig();
+// Each worker serves /metrics and /healthz on its own port (METRICS_LISTEN_PORT): WORKER_METRICS_PORT and
+// the four after it, in WORKERS' order; 0 lets each take a free port, which its "ready" line names.
+const workerMetricsPort = optionalPort('WORKER_METRICS_PORT', { zero: true }) ?? 4010;
 const localPorts = {
   PG_PORT: optionalPort('PG_PORT'),
   NATS_PORT: optionalPort('NATS_PORT'),
@@ -88,6 +98,15 @@ async function main(): Promise<void> {
     if (!(await isPortFree(port)))
       throw new Error(`port ${port} (${name}) is in use: is Pulsegraph already running?`);
   }
+  for (const [index, [name]] of WORKERS.entries()) {
+    const port = workerMetricsPort && workerMetricsPort + index;
+    if (port > 65535)
+      throw new Error(`WORKER_METRICS_PORT ${workerMetricsPort} leaves no port for the ${name}`);
+    if (port && !(await isPortFree(port)))
+      throw new Error(
+        `port ${port} (the ${name}'s /metrics, from WORKER_METRICS_PORT) is in use: is Pulsegraph already running? WORKER_METRICS_PORT=0 lets each worker take a free port`,
+      );
+  }
 
   // The dashboard is built (when older than its sources) while Postgres starts; the gateway serves it.
   const dashboard = buildDashboardIfStale();
@@ -109,18 +128,10 @@ async function main(): Promise<void> {
     ['insights', config.INSIGHTS_PORT],
   ] as const;
   for (const [name] of subgraphs) spawnService(name, `subgraphs/${name}/server.ts`, childEnv);
-  // Workers without a GraphQL port: the event writer and the KPI calculator of the metrics subgraph,
-  // the report scheduler and report worker of the reports subgraph, and the insight detector. Each
-  // serves /metrics and /healthz on its own port, 4010 to 4014 (METRICS_LISTEN_PORT).
-  const workers = [
-    ['writer', 'subgraphs/metrics/writer.ts'],
-    ['calculator', 'subgraphs/metrics/calculator.ts'],
-    ['scheduler', 'subgraphs/reports/scheduler.ts'],
-    ['report-worker', 'subgraphs/reports/worker.ts'],
-    ['detector', 'subgraphs/insights/detector.ts'],
-  ] as const;
-  for (const [index, [name, file]] of workers.entries())
-    spawnService(name, file, { ...childEnv, METRICS_LISTEN_PORT: String(WORKER_METRICS_PORT + index) });
+  for (const [index, [name, file]] of WORKERS.entries()) {
+    const port = workerMetricsPort && workerMetricsPort + index;
+    spawnService(name, file, { ...childEnv, METRICS_LISTEN_PORT: String(port) });
+  }
   for (const [name, port] of subgraphs) await waitFor200(name, `http://127.0.0.1:${port}/healthz`);
   if (shuttingDown) return;
   await dashboard;
@@ -269,11 +280,11 @@ function loadStartConfig(): Config {
   }
 }
 
-function optionalPort(name: string): number | undefined {
+function optionalPort(name: string, options: { zero?: boolean } = {}): number | undefined {
   const value = env[name];
   if (!value) return undefined;
   const port = Number(value);
-  if (Number.isInteger(port) && port > 0 && port < 65536) return port;
+  if (Number.isInteger(port) && port >= (options.zero ? 0 : 1) && port < 65536) return port;
   process.stderr.write(
     `pulsegraph: invalid setting ${name}: expected a port number (got ${JSON.stringify(value)})\n`,
   );

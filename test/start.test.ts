@@ -54,6 +54,7 @@ describe('npm start', () => {
           REDIS_URL: redisUrl,
           DATA_DIR: dataDir,
           LOG_LEVEL: 'info',
+          WORKER_METRICS_PORT: '0', // each worker on a free port, named in its "ready" line
           ...Object.fromEntries(Object.entries(ports).map(([name, port]) => [name, String(port)])),
         },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -92,6 +93,23 @@ describe('npm start', () => {
         'writer',
       ]);
       expect(pids).toHaveLength(10);
+      // Each worker serves /healthz beside its /metrics, on the port its "ready" line names.
+      // Workers are not waited for by start.ts: their lines may come after "Pulsegraph is up".
+      const workerLines = () => [...output.matchAll(/^([\w-]+)\s+\|\s+metrics: "(http:[^"]+)\/metrics"/gm)];
+      await pollUntil(() => Promise.resolve(workerLines().length >= 5), {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+      });
+      const workerMetrics = workerLines();
+      expect(workerMetrics.map((m) => m[1]).sort()).toEqual([
+        'calculator',
+        'detector',
+        'report-worker',
+        'scheduler',
+        'writer',
+      ]);
+      for (const [, name, base] of workerMetrics)
+        expect((await fetch(`${base}/healthz`)).status, `${name} /healthz`).toBe(200);
 
       // The gateway batches a plan wave's fetches to one subgraph (start.ts sets SUBGRAPH_BATCHING=*).
       const gateway = `http://127.0.0.1:${ports['GATEWAY_PORT']}`;

@@ -188,4 +188,31 @@ describe('one trace across the platform', () => {
     expect(entityFetch, 'no entity fetch inside the delivery').toBeDefined();
     console.info(`one trace: ${spans.length} spans, ${componentsOf(spans).size} components`);
   });
+
+  it('shows a batch of subgraph fetches as one span, linked to every fetch it carries', async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const traceparent = `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
+    // Two lists of the same KPIs: their two `current` fetches to the metrics subgraph leave in one wave.
+    const read = await tracedRequest(
+      traceparent,
+      'query TwoLists { a: kpis { code current { value } } b: kpis { code current { value } } }',
+    );
+    expect(read.errors).toBeUndefined();
+    await traceWith(traceId, ['gateway', 'metrics']);
+    const batch = await eventually(() => spansOf(traceId).find((s) => s.name === 'subgraph batch metrics'));
+    expect(batch.kind).toBe(SpanKind.CLIENT);
+    expect(batch.attributes['graphql.batch.operation_count']).toBe(2);
+    const fetches = spansOf(traceId).filter((s) => s.name === 'subgraph fetch metrics');
+    expect(fetches).toHaveLength(2);
+    const ids = fetches.map((s) => s.spanContext().spanId);
+    // A child of one fetch, linked to the other: both fetches lead to the one request that carried them.
+    const parent = batch.parentSpanContext?.spanId;
+    expect(ids).toContain(parent);
+    expect(batch.links.map((link) => link.context.spanId)).toEqual(ids.filter((id) => id !== parent));
+    // The metrics subgraph served the batch under its span.
+    const served = spansOf(traceId).filter(
+      (s) => s.attributes[ATTR_COMPONENT] === 'metrics' && s.kind === SpanKind.SERVER,
+    );
+    expect(served.map((s) => s.parentSpanContext?.spanId)).toEqual([batch.spanContext().spanId]);
+  });
 });

@@ -8,41 +8,41 @@
 /** The most operations sent in one batch (graphql-yoga's default limit with `batching: true`). */
 export const BATCH_LIMIT = 10;
 
-/** Payloads waiting to go out together, and how to settle each one's fetch. */
-interface Batch<Result> {
-  payloads: string[];
+/** Fetches waiting to go out together, and how to settle each one. */
+interface Batch<Item, Result> {
+  items: Item[];
   waiters: Array<{ resolve: (result: Result) => void; reject: (error: unknown) => void }>;
 }
 
 /**
- * A queue that groups payloads by caller (`key`, compared by identity) and subgraph, and hands each group
- * of at most BATCH_LIMIT to `send`, which answers one result per payload, in order; a rejection of `send`
- * rejects every fetch of its group.
+ * A queue that groups fetches (`item`: a payload and whatever its sending needs) by caller (`key`,
+ * compared by identity) and subgraph, and hands each group of at most BATCH_LIMIT to `send`, which
+ * answers one result per item, in order; a rejection of `send` rejects every fetch of its group.
  */
-export function createBatchQueue<Key extends object, Result>(
-  send: (subgraph: string, key: Key, payloads: string[]) => Promise<Result[]>,
-): (subgraph: string, key: Key, payload: string) => Promise<Result> {
-  const open = new WeakMap<Key, Map<string, Batch<Result>>>();
-  return (subgraph, key, payload) =>
+export function createBatchQueue<Key extends object, Item, Result>(
+  send: (subgraph: string, key: Key, items: Item[]) => Promise<Result[]>,
+): (subgraph: string, key: Key, item: Item) => Promise<Result> {
+  const open = new WeakMap<Key, Map<string, Batch<Item, Result>>>();
+  return (subgraph, key, item) =>
     new Promise<Result>((resolve, reject) => {
       let bySubgraph = open.get(key);
-      if (!bySubgraph) open.set(key, (bySubgraph = new Map<string, Batch<Result>>()));
+      if (!bySubgraph) open.set(key, (bySubgraph = new Map<string, Batch<Item, Result>>()));
       let batch = bySubgraph.get(subgraph);
       if (!batch) {
-        const opened: Batch<Result> = (batch = { payloads: [], waiters: [] });
+        const opened: Batch<Item, Result> = (batch = { items: [], waiters: [] });
         const waiting = bySubgraph;
         waiting.set(subgraph, opened);
         setImmediate(() => {
           if (waiting.get(subgraph) === opened) waiting.delete(subgraph);
-          send(subgraph, key, opened.payloads).then(
+          send(subgraph, key, opened.items).then(
             (results) => opened.waiters.forEach((waiter, i) => waiter.resolve(results[i]!)),
             (error: unknown) => opened.waiters.forEach((waiter) => waiter.reject(error)),
           );
         });
       }
-      batch.payloads.push(payload);
+      batch.items.push(item);
       batch.waiters.push({ resolve, reject });
-      // A full batch is closed (its send is still the one scheduled): the next payload opens another.
-      if (batch.payloads.length === BATCH_LIMIT) bySubgraph.delete(subgraph);
+      // A full batch is closed (its send is still the one scheduled): the next fetch opens another.
+      if (batch.items.length === BATCH_LIMIT) bySubgraph.delete(subgraph);
     });
 }

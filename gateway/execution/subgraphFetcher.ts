@@ -6,7 +6,15 @@ import type { GraphQLFormattedError } from 'graphql';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { subgraphFetchesBatched, subgraphFetchesShared, subgraphFetchSeconds } from '../../lib/metrics.ts';
-import { ATTR_COMPONENT, injectTraceContext, SpanKind, withSpan } from '../../lib/telemetry.ts';
+import {
+  activeContext,
+  ATTR_COMPONENT,
+  injectTraceContext,
+  linkTo,
+  SpanKind,
+  withSpan,
+  type Context,
+} from '../../lib/telemetry.ts';
 import { createBatchQueue } from './subgraphBatching.ts';
 import {
   backoffDelayMs,
@@ -108,15 +116,16 @@ export function createSubgraphFetcher(options: {
   };
   // A request's fetches to a batching subgraph in one turn go out as one HTTP request (subgraphBatching.ts):
   // one exchange instead of several, fewer system calls and process wake-ups on both sides.
-  const enqueue = createBatchQueue<Caller, Received>((subgraph, caller, payloads) =>
-    sendBatch(subgraph, payloads, caller),
+  // Each queued fetch keeps its trace context, which its batch's span links to.
+  const enqueue = createBatchQueue<Caller, Queued, Received>((subgraph, caller, queued) =>
+    sendBatch(subgraph, queued, caller),
   );
   const send = (subgraph: string, payload: string, caller: Caller, query: boolean): Promise<Received> => {
     const stopTimer = subgraphFetchSeconds.startTimer({ subgraph });
     // Only queries: a mutation's fetches run one after another anyway, and must never share a request.
     const sent =
       query && options.batching?.(subgraph)
-        ? enqueue(subgraph, caller, payload)
+        ? enqueue(subgraph, caller, { payload, context: activeContext() })
         : sendOne(subgraph, payload, caller);
     return sent.then((received) => {
       const { response, failed } = received;
@@ -134,11 +143,29 @@ export function createSubgraphFetcher(options: {
       failed: 'transport',
     };
   };
-  /** A batch's results, one per payload: a lone payload goes out as it is, more as a JSON array. */
-  const sendBatch = async (subgraph: string, payloads: string[], caller: Caller): Promise<Received[]> => {
-    if (payloads.length === 1) return [await sendOne(subgraph, payloads[0]!, caller)];
-    subgraphFetchesBatched.inc({ subgraph }, payloads.length);
-    const posted = await post(subgraph, `[${payloads.join(',')}]`, caller);
+  /**
+   * A batch's results, one per fetch: a lone fetch goes out as it is; more go as a JSON array, in a span
+   * of their own whose context the subgraph gets: a child of the first fetch's span (the batch is sent
+   * from the turn that fetch scheduled, in its context), linked to the others'.
+   */
+  const sendBatch = async (subgraph: string, queued: Queued[], caller: Caller): Promise<Received[]> => {
+    if (queued.length === 1) return [await sendOne(subgraph, queued[0]!.payload, caller)];
+    subgraphFetchesBatched.inc({ subgraph }, queued.length);
+    const payloads = queued.map((fetch) => fetch.payload);
+    const links = queued.slice(1).flatMap((fetch) => linkTo(fetch.context) ?? []);
+    const posted = await withSpan(
+      `subgraph batch ${subgraph}`,
+      {
+        kind: SpanKind.CLIENT,
+        links,
+        attributes: {
+          [ATTR_COMPONENT]: 'gateway',
+          'pulsegraph.subgraph': subgraph,
+          'graphql.batch.operation_count': queued.length,
+        },
+      },
+      () => post(subgraph, `[${payloads.join(',')}]`, caller),
+    );
     if ('failed' in posted) return payloads.map(() => posted);
     const answers = Array.isArray(posted.body) ? posted.body : undefined;
     // A subgraph that refuses the batch as a whole answers one GraphQL error body: each fetch gets it.
@@ -191,6 +218,12 @@ export function createSubgraphFetcher(options: {
     }
   };
   return { fetch, breaker, close: () => agent.close() };
+}
+
+/** A fetch waiting for its batch: its JSON payload and the trace context it was made in. */
+interface Queued {
+  payload: string;
+  context: Context;
 }
 
 /** A subgraph's answer as received (read-only: requests in flight may share it), or why there is none. */
