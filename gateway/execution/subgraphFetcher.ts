@@ -4,7 +4,7 @@
 // SERVICE_UNAVAILABLE error of that fetch.
 import type { GraphQLFormattedError } from 'graphql';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import { subgraphFetchesBatched, subgraphFetchesShared, subgraphFetchSeconds } from '../../lib/metrics.ts';
 import {
   activeContext,
@@ -16,6 +16,7 @@ import {
   type Context,
 } from '../../lib/telemetry.ts';
 import { createBatchQueue } from './subgraphBatching.ts';
+import { postText } from './subgraphHttp.ts';
 import {
   backoffDelayMs,
   CircuitBreaker,
@@ -192,29 +193,12 @@ export function createSubgraphFetcher(options: {
     if (caller.authorization) headers['authorization'] = caller.authorization;
     if (caller.requestId) headers['x-request-id'] = caller.requestId;
     injectTraceContext((key, value) => (headers[key] = value));
-    // A deadline for the whole exchange, cleared when it ends: AbortSignal.timeout would keep a timer (and
-    // its signal) alive for the full timeout after every fetch, tens of thousands of them under load.
-    const deadline = new AbortController();
-    const timer = setTimeout(
-      () => deadline.abort(new DOMException('subgraph timeout', 'TimeoutError')),
-      options.timeoutMs,
-    );
     try {
-      const response = await request(url, {
-        method: 'POST',
-        headers,
-        body,
-        dispatcher: agent,
-        headersTimeout: options.timeoutMs,
-        bodyTimeout: options.timeoutMs,
-        signal: deadline.signal,
-      });
-      return { status: response.statusCode, body: parseJson(await response.body.text()) };
+      const answer = await postText(agent, url, headers, body, options.timeoutMs);
+      return { status: answer.status, body: parseJson(answer.text) };
     } catch (error) {
       const response = failure(subgraph, `is unreachable (${(error as Error).message})`);
       return { response, failed: isTimeout(error) ? 'timeout' : 'transport' };
-    } finally {
-      clearTimeout(timer);
     }
   };
   return { fetch, breaker, close: () => agent.close() };

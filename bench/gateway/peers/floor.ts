@@ -2,10 +2,13 @@
 // planning, validation or merging. Per request it reads and parses the body, sends the subgraph operations
 // the reference peer sent for it (recorded, replayed all at once over a keep-alive undici pool), reads and
 // parses every answer, and writes the answer with JSON.stringify. What it does, every gateway must do.
+// It sends through the same lean undici exchange as our gateway (postText), so the floor is no higher
+// than what our gateway pays for the same HTTP work.
 // Env: BENCH_FLOOR (JSON file: { fetches: [{ url, body }], answer }), BENCH_PORT. Prints "listening <port>".
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
+import { postText } from '../../../gateway/execution/subgraphHttp.ts';
 import { readBody } from '../readBody.ts';
 
 interface Recording {
@@ -21,8 +24,7 @@ const agent = new Agent({ keepAliveTimeout: 30_000, connections: 128, pipelining
 async function send(url: string, body: string, authorization: string | undefined): Promise<unknown> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (authorization) headers['authorization'] = authorization;
-  const response = await request(url, { method: 'POST', headers, body, dispatcher: agent });
-  return JSON.parse(await response.body.text()) as unknown;
+  return JSON.parse((await postText(agent, url, headers, body, 10_000)).text) as unknown;
 }
 
 const server = createServer((req, res) => {
