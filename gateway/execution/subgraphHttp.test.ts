@@ -85,6 +85,21 @@ describe('one POST to a subgraph (postText)', () => {
     expect(received).toBe(1);
   });
 
+  it('fails, and stops reading, once an answer outgrows the limit', async () => {
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      // 64 KiB chunks for as long as the socket stays open: far more than the 1 MiB limit below.
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      pump();
+    });
+    const failure = await postText(agent(), url, {}, '{}', 5_000, 2 ** 20).catch((error: unknown) => error);
+    expect((failure as Error).message).toBe(`answered more than ${2 ** 20} bytes`);
+  });
+
   it('fails with the connection error when nothing listens', async () => {
     const url = await serve((_req, res) => res.end());
     servers[0]!.close();

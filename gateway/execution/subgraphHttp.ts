@@ -11,6 +11,12 @@ export interface HttpAnswer {
   text: string;
 }
 
+/**
+ * The largest answer read (256 MiB): a subgraph that sends more fails its fetch instead of filling the
+ * gateway's memory, and an answer stays well below the longest string V8 can make (about 512 MiB).
+ */
+export const MAX_ANSWER_BYTES = 256 * 2 ** 20;
+
 /** Where a URL's requests go: the origin a dispatcher routes by, and the path. */
 const targets = new Map<string, { origin: string; path: string }>();
 
@@ -27,7 +33,7 @@ function targetOf(url: string): { origin: string; path: string } {
  * POSTs `body` to `url` through `dispatcher` and resolves with the answer, whatever its status. It rejects
  * with undici's error when the exchange fails (refused connection, reset socket, headers or body too slow
  * for `timeoutMs`), and with a `TimeoutError` DOMException when the whole exchange takes longer than
- * `timeoutMs`.
+ * `timeoutMs`, or with an Error when the answer is longer than `maxBytes`.
  */
 export function postText(
   dispatcher: Dispatcher,
@@ -35,10 +41,12 @@ export function postText(
   headers: Record<string, string>,
   body: string,
   timeoutMs: number,
+  maxBytes = MAX_ANSWER_BYTES,
 ): Promise<HttpAnswer> {
   const { origin, path } = targetOf(url);
   return new Promise<HttpAnswer>((resolve, reject) => {
     const chunks: Buffer[] = [];
+    let received = 0;
     let status = 0;
     let controller: Dispatcher.DispatchController | undefined;
     let expired: Error | undefined;
@@ -77,7 +85,12 @@ export function postText(
         onResponseStart(_controller, statusCode) {
           status = statusCode;
         },
-        onResponseData(_controller, chunk) {
+        onResponseData(receiving, chunk) {
+          received += chunk.length;
+          if (received > maxBytes) {
+            receiving.abort(new Error(`answered more than ${maxBytes} bytes`));
+            return;
+          }
           chunks.push(chunk);
         },
         onResponseEnd() {
