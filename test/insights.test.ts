@@ -79,16 +79,22 @@ async function drained(platform: TestPlatform, stream: string, durable: string, 
   const nc = await connect({ servers: platform.nats.url });
   try {
     const jsm = await jetstreamManager(nc);
+    let state = '';
     await expect
       .poll(
         async () => {
           const info = await jsm.consumers.info(stream, durable);
+          // Named in the failure: whether the consumer waits on deliveries, on acks, or on redeliveries.
+          state = `pending ${info.num_pending}, ack pending ${info.num_ack_pending}, redelivered ${info.num_redelivered}, ack floor ${info.ack_floor.stream_seq}`;
           const done = info.num_pending === 0 && info.num_ack_pending === 0;
           return done && (seq === undefined || info.ack_floor.stream_seq >= seq);
         },
         { timeout: 30_000, interval: 50 },
       )
-      .toBe(true);
+      .toBe(true)
+      .catch((error: unknown) => {
+        throw new Error(`${durable} on ${stream} did not drain in 30 s (${state})`, { cause: error });
+      });
   } finally {
     await nc.close();
   }
