@@ -38,6 +38,11 @@ const config = loadStartConfig();
 // Each worker serves /metrics and /healthz on its own port (METRICS_LISTEN_PORT): WORKER_METRICS_PORT and
 // the four after it, in WORKERS' order; 0 lets each take a free port, which its "ready" line names.
 const workerMetricsPort = optionalPort('WORKER_METRICS_PORT', { zero: true }) ?? 4010;
+const workers = WORKERS.map(([name, file], index) => ({
+  name,
+  file,
+  metricsPort: workerMetricsPort && workerMetricsPort + index,
+}));
 const localPorts = {
   PG_PORT: optionalPort('PG_PORT'),
   NATS_PORT: optionalPort('NATS_PORT'),
@@ -98,8 +103,7 @@ async function main(): Promise<void> {
     if (!(await isPortFree(port)))
       throw new Error(`port ${port} (${name}) is in use: is Pulsegraph already running?`);
   }
-  for (const [index, [name]] of WORKERS.entries()) {
-    const port = workerMetricsPort && workerMetricsPort + index;
+  for (const { name, metricsPort: port } of workers) {
     if (port > 65535)
       throw new Error(`WORKER_METRICS_PORT ${workerMetricsPort} leaves no port for the ${name}`);
     if (port && !(await isPortFree(port)))
@@ -128,10 +132,8 @@ async function main(): Promise<void> {
     ['insights', config.INSIGHTS_PORT],
   ] as const;
   for (const [name] of subgraphs) spawnService(name, `subgraphs/${name}/server.ts`, childEnv);
-  for (const [index, [name, file]] of WORKERS.entries()) {
-    const port = workerMetricsPort && workerMetricsPort + index;
-    spawnService(name, file, { ...childEnv, METRICS_LISTEN_PORT: String(port) });
-  }
+  for (const { name, file, metricsPort } of workers)
+    spawnService(name, file, { ...childEnv, METRICS_LISTEN_PORT: String(metricsPort) });
   for (const [name, port] of subgraphs) await waitFor200(name, `http://127.0.0.1:${port}/healthz`);
   if (shuttingDown) return;
   await dashboard;
