@@ -1,13 +1,16 @@
 // Consumer setup against a nats-server of this file's own, paused (SIGSTOP) as an overloaded machine or a
 // stalled server would leave it: the other suites' server is not disturbed.
-import { jetstreamManager, JetStreamApiError } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstreamManager, JetStreamApiError } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import { Writable } from 'node:stream';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNats, type ServerHandle } from '../scripts/localServices.ts';
 import { connectBroker, ensureStreams, type Broker } from './connection.ts';
-import { consumers, ensureConsumer } from './consumers.ts';
+import { createLogger } from '../lib/logger.ts';
+import { consumers, ensureConsumer, pullBatches, type DurableConsumer } from './consumers.ts';
 import { Stream } from './subjects.ts';
 
 let dir: string;
@@ -47,4 +50,62 @@ describe('ensureConsumer', () => {
     await expect(ensureConsumer(broker.nc, missing)).rejects.toBeInstanceOf(JetStreamApiError);
     expect(Date.now() - started).toBeLessThan(2_000);
   });
+});
+
+describe('pullBatches', () => {
+  it('handles what a fetch delivered before it failed (nats-server stalled past two heartbeats) at once, not after ack_wait', async () => {
+    const consumer: DurableConsumer = {
+      stream: Stream.EVENTS,
+      config: {
+        durable_name: 'pull-test',
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        filter_subject: 'events.pulltest.>',
+        ack_wait: nanos(60_000),
+      },
+    };
+    await ensureConsumer(broker.nc, consumer);
+    for (const n of [0, 1, 2])
+      await broker.js.publish('events.pulltest.ping', `m${n}`, { msgID: `pull-${n}` });
+    const logLines: string[] = [];
+    const logs = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        logLines.push(chunk.toString());
+        done();
+      },
+    });
+    const handled: string[] = [];
+    const stop = new AbortController();
+    // expires 1 s: nats.js expects an idle heartbeat every 500 ms and fails the fetch after two are missed.
+    const loop = pullBatches(
+      broker.js,
+      consumer,
+      {
+        batch: 100,
+        expiresMs: 1_000,
+        signal: stop.signal,
+        logger: createLogger('test', 'warn', 'json', logs),
+      },
+      (messages) => {
+        for (const message of messages) {
+          handled.push(message.string());
+          message.ack();
+        }
+        return Promise.resolve();
+      },
+    );
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the fetch holds the 3 messages, waits for more
+      process.kill(nats.pid!, 'SIGSTOP');
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      process.kill(nats.pid!, 'SIGCONT');
+      // Handled within seconds; dropped, they would come back only after ack_wait (60 s).
+      await expect.poll(() => handled, { timeout: 10_000 }).toEqual(['m0', 'm1', 'm2']);
+      expect(logLines.join('')).toContain('"received":3');
+    } finally {
+      process.kill(nats.pid!, 'SIGCONT');
+      stop.abort();
+      await loop;
+    }
+  }, 30_000);
 });

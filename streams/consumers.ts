@@ -106,11 +106,18 @@ export async function pullBatches(
   let failures = 0;
   while (!options.signal.aborted) {
     let messages: JsMsg[] = [];
+    let fetchFailed = false;
     try {
       const batch = await source.fetch({ max_messages: options.batch, expires: options.expiresMs });
       for await (const message of batch) messages.push(message);
     } catch (error) {
-      options.logger.warn({ err: error }, 'fetch failed; retrying');
+      // A fetch can fail after it delivered messages (nats.js gives up on two missed idle heartbeats,
+      // e.g. while nats-server or this process stalls): they are ours until ack_wait, so they are handled
+      // below rather than left to come back only after ack_wait runs out.
+      options.logger.warn({ err: error, received: messages.length }, 'fetch failed; retrying');
+      fetchFailed = true;
+    }
+    if (fetchFailed && !messages.length) {
       await sleep(Math.min(5_000, 250 * 2 ** failures++), options.signal);
       continue;
     }
