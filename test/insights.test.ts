@@ -2,14 +2,13 @@
 // -> Postgres + INSIGHTS stream -> gateway (newInsights, insights, Kpi.insights through federation).
 // First every worker runs on the real clock; then the test drives the detector's clock and hands it
 // the KPI values itself, to walk episodes through their lives in seconds.
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../lib/logger.ts';
 import type { RunningService } from '../lib/service.ts';
 import { startCalculator } from '../subgraphs/metrics/calculator.ts';
 import { startWriter } from '../subgraphs/metrics/writer.ts';
 import { startDetector } from '../subgraphs/insights/detector.ts';
+import { waitForConsumerDrained } from './support/consumers.ts';
 import { startTestPlatform, type TestPlatform } from './support/platform.ts';
 import { gatewayMetric, publishKpiValues, wsClient, wsSubscribe } from './support/subscribers.ts';
 
@@ -75,30 +74,8 @@ async function ingest(platform: TestPlatform, token: string, events: EventInput[
 }
 
 /** Waits until a durable consumer has handled everything up to the end of its stream. */
-async function drained(platform: TestPlatform, stream: string, durable: string, seq?: number): Promise<void> {
-  const nc = await connect({ servers: platform.nats.url });
-  try {
-    const jsm = await jetstreamManager(nc);
-    let state = '';
-    await expect
-      .poll(
-        async () => {
-          const info = await jsm.consumers.info(stream, durable);
-          // Named in the failure: whether the consumer waits on deliveries, on acks, or on redeliveries.
-          state = `pending ${info.num_pending}, ack pending ${info.num_ack_pending}, redelivered ${info.num_redelivered}, ack floor ${info.ack_floor.stream_seq}`;
-          const done = info.num_pending === 0 && info.num_ack_pending === 0;
-          return done && (seq === undefined || info.ack_floor.stream_seq >= seq);
-        },
-        { timeout: 30_000, interval: 50 },
-      )
-      .toBe(true)
-      .catch((error: unknown) => {
-        throw new Error(`${durable} on ${stream} did not drain in 30 s (${state})`, { cause: error });
-      });
-  } finally {
-    await nc.close();
-  }
-}
+const drained = (platform: TestPlatform, stream: string, durable: string, seq?: number) =>
+  waitForConsumerDrained(platform.nats.url, stream, durable, { intervalMs: 50, ackedThrough: seq });
 
 async function defineKpi(platform: TestPlatform, token: string, input: Record<string, unknown>) {
   const { body } = await platform.graphql(DEFINE_KPI, { token, variables: { input } });

@@ -1,8 +1,9 @@
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeCursor } from '../streams/cursor.ts';
 import { RELATIVE_ACCURACY } from '../subgraphs/metrics/sketch.ts';
+import { waitForConsumerDrained } from './support/consumers.ts';
 import { startTestPlatform, type TestPlatform } from './support/platform.ts';
 
 // Events of the last two hours, fixed by a seeded generator so the test can compute every answer itself.
@@ -299,11 +300,7 @@ describe('poison messages on EVENTS', () => {
       });
       expect(body.data).toEqual({ ingestEvents: { accepted: 1, duplicates: 0, rejected: [] } });
       await eventually(async () => (await current('orders')) === orders.length + 1);
-      const jsm = await jetstreamManager(nc);
-      await eventually(async () => {
-        const info = await jsm.consumers.info('EVENTS', 'writer');
-        return info.num_ack_pending === 0 && info.num_pending === 0;
-      });
+      await waitForConsumerDrained(platform.nats.url, 'EVENTS', 'writer');
     } finally {
       await nc.close();
     }

@@ -1,8 +1,6 @@
 // A platform for fault tests, on services of its own so that killing them leaves other test files alone:
 // a dedicated Postgres cluster, redis-server and nats-server; subgraphs and gateway in-process; the
 // workers as OS processes (as npm start runs them) that a test can SIGKILL and start again.
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +15,7 @@ import {
   type ServerHandle,
 } from '../../scripts/localServices.ts';
 import type { DurableConsumer } from '../../streams/consumers.ts';
+import { waitForConsumerDrained } from '../support/consumers.ts';
 import { startServiceProcess, type ServiceProcess } from '../support/processes.ts';
 import type { TestPlatform } from '../support/platform.ts';
 
@@ -217,25 +216,11 @@ export async function expectStoredExactlyOnce(
 }
 
 /** Polls until the durable consumer has nothing pending and nothing unacknowledged. */
-export async function expectConsumerDrained(
-  fault: FaultPlatform,
-  consumer: DurableConsumer,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const nc = await connect({ servers: fault.platform.nats.url, maxReconnectAttempts: -1 });
-  try {
-    const jsm = await jetstreamManager(nc);
-    const lag = async () => {
-      const info = await jsm.consumers.info(consumer.stream, consumer.config.durable_name);
-      return { pending: info.num_pending, ackPending: info.num_ack_pending };
-    };
-    await expect
-      .poll(() => lag().catch(() => undefined), { timeout: timeoutMs, interval: 250 })
-      .toEqual({ pending: 0, ackPending: 0 });
-  } finally {
-    await nc.close();
-  }
-}
+export const expectConsumerDrained = (fault: FaultPlatform, consumer: DurableConsumer, timeoutMs = 60_000) =>
+  waitForConsumerDrained(fault.platform.nats.url, consumer.stream, consumer.config.durable_name, {
+    timeoutMs,
+    intervalMs: 250,
+  });
 
 /** Defines KPIs for the tenant through the gateway. */
 export async function defineKpis(
