@@ -47,6 +47,13 @@ const decode = (m: {
   }
 };
 
+/** A replay's onMessage failed: passed on as it is, not retried. */
+class ReaderError extends Error {
+  constructor(cause: unknown) {
+    super('replay reader failed', { cause });
+  }
+}
+
 /** Feeds over one NATS connection; idle feeds stop after `lingerMs`. */
 export class StreamFeeds {
   private readonly feeds = new Map<string, Feed>();
@@ -146,7 +153,10 @@ export class StreamFeeds {
 
   /**
    * Reads the messages of stream+filter after `after` up to and including `until`, in order, waiting
-   * for `onMessage` before reading on (so that a slow reader holds the replay, not memory).
+   * for `onMessage` before reading on (so that a slow reader holds the replay, not memory). A fetch that
+   * fails (nats-server stalled past two heartbeats, a request timing out) or comes back empty while
+   * messages are pending does not end the replay: it starts over after the last message handled, and
+   * rejects only after `attempts` tries in a row without progress, so a replay never skips silently.
    */
   async replay(
     stream: string,
@@ -154,29 +164,41 @@ export class StreamFeeds {
     after: number,
     until: number,
     onMessage: (message: FeedMessage) => Promise<void>,
+    attempts = 5,
   ): Promise<void> {
-    if (after >= until) return;
-    const consumer = await this.js.consumers.get(stream, {
-      filter_subjects: filter,
-      opt_start_seq: after + 1,
-    });
-    try {
-      let pending = (await consumer.info(true)).num_pending;
-      while (pending > 0) {
-        const batch = await consumer.fetch({ max_messages: Math.min(pending, 256), expires: 2_000 });
-        let received = 0;
-        for await (const m of batch) {
-          received++;
-          pending = m.info.pending;
-          if (m.seq > until) return;
-          const message = decode(m);
-          if (message) await onMessage(message);
-          if (m.seq === until) return;
+    let last = after; // the last sequence handled
+    for (let failed = 0; last < until;) {
+      const from = last;
+      let consumer: Awaited<ReturnType<JetStreamClient['consumers']['get']>> | undefined;
+      try {
+        consumer = await this.js.consumers.get(stream, { filter_subjects: filter, opt_start_seq: last + 1 });
+        let pending = (await consumer.info(true)).num_pending;
+        if (pending === 0) return;
+        while (pending > 0) {
+          const batch = await consumer.fetch({ max_messages: Math.min(pending, 256), expires: 2_000 });
+          let received = 0;
+          for await (const m of batch) {
+            received++;
+            pending = m.info.pending;
+            if (m.seq > until) return;
+            const message = decode(m);
+            if (message)
+              await onMessage(message).catch((error: unknown) => Promise.reject(new ReaderError(error)));
+            last = m.seq;
+            if (last === until) return;
+          }
+          if (received === 0) throw new Error(`a fetch came back empty with ${pending} messages pending`);
         }
-        if (received === 0) return;
+        return;
+      } catch (error) {
+        if (error instanceof ReaderError) throw error.cause; // the reader's failure, not the stream's
+        failed = last > from ? 1 : failed + 1;
+        if (failed >= attempts) throw error;
+        this.logger.warn({ err: error, stream, filter, after: last, until }, 'replay read failed; resuming');
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** failed));
+      } finally {
+        await consumer?.delete().catch(() => undefined);
       }
-    } finally {
-      await consumer.delete().catch(() => undefined);
     }
   }
 
