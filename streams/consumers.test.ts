@@ -2,32 +2,22 @@
 // stalled server would leave it: the other suites' server is not disturbed.
 import { AckPolicy, DeliverPolicy, jetstreamManager, JetStreamApiError } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNats, type ServerHandle } from '../scripts/localServices.ts';
-import { connectBroker, ensureStreams, type Broker } from './connection.ts';
+import { startOwnNats, type OwnNats } from '../test/support/ownNats.ts';
 import { createLogger } from '../lib/logger.ts';
 import { consumers, ensureConsumer, pullBatches, type DurableConsumer } from './consumers.ts';
 import { Stream } from './subjects.ts';
 
-let dir: string;
-let nats: ServerHandle;
-let broker: Broker;
+let own: OwnNats;
+let nats: OwnNats['nats'];
+let broker: OwnNats['broker'];
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'pulsegraph-consumers-'));
-  nats = await startNats({ storeDir: join(dir, 'nats') });
-  broker = await connectBroker(nats.url, 'consumers-test');
-  await ensureStreams(broker.nc);
+  own = await startOwnNats('consumers');
+  ({ nats, broker } = own);
 });
 
-afterAll(async () => {
-  await broker?.close();
-  await nats?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => own?.stop());
 
 describe('ensureConsumer', () => {
   it('creates the consumer once nats-server answers again after stalling past the request timeout', async () => {

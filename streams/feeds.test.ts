@@ -1,13 +1,9 @@
 // Replays after a cursor: against a fake JetStream client for failures in the middle of a fetch, and against
 // a nats-server of this file's own, paused (SIGSTOP) as a stalled server would leave it.
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../lib/logger.ts';
-import { startNats, type ServerHandle } from '../scripts/localServices.ts';
-import { connectBroker, ensureStreams, type Broker } from './connection.ts';
+import { startOwnNats, type OwnNats } from '../test/support/ownNats.ts';
 import { StreamFeeds, type FeedMessage } from './feeds.ts';
 import { Stream } from './subjects.ts';
 
@@ -105,22 +101,16 @@ describe('StreamFeeds.replay over failing fetches', () => {
 });
 
 describe('StreamFeeds.replay against nats-server', () => {
-  let dir: string;
-  let nats: ServerHandle;
-  let broker: Broker;
+  let own: OwnNats;
+  let nats: OwnNats['nats'];
+  let broker: OwnNats['broker'];
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'pulsegraph-feeds-'));
-    nats = await startNats({ storeDir: join(dir, 'nats') });
-    broker = await connectBroker(nats.url, 'feeds-test');
-    await ensureStreams(broker.nc);
+    own = await startOwnNats('feeds');
+    ({ nats, broker } = own);
   });
 
-  afterAll(async () => {
-    await broker?.close();
-    await nats?.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => own?.stop());
 
   it('replays the whole range once nats-server answers again after stalling past a request timeout', async () => {
     const seqs: number[] = [];

@@ -1,7 +1,8 @@
 // Shared, ordered reads of a stream for the gateway's subscriptions: one feed per stream and filter
 // (e.g. every KPI value of one tenant) serves every subscriber of it in stream order, plus bounded
 // replays of a range (to resume after a cursor) and the latest message of a subject (snapshots).
-import { jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { jetstreamManager, type Consumer, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../lib/logger.ts';
 import { linkTo, type Context } from '../lib/telemetry.ts';
@@ -169,11 +170,10 @@ export class StreamFeeds {
     let last = after; // the last sequence handled
     for (let failed = 0; last < until;) {
       const from = last;
-      let consumer: Awaited<ReturnType<JetStreamClient['consumers']['get']>> | undefined;
+      let consumer: Consumer | undefined;
       try {
         consumer = await this.js.consumers.get(stream, { filter_subjects: filter, opt_start_seq: last + 1 });
         let pending = (await consumer.info(true)).num_pending;
-        if (pending === 0) return;
         while (pending > 0) {
           const batch = await consumer.fetch({ max_messages: Math.min(pending, 256), expires: 2_000 });
           let received = 0;
@@ -195,7 +195,7 @@ export class StreamFeeds {
         failed = last > from ? 1 : failed + 1;
         if (failed >= attempts) throw error;
         this.logger.warn({ err: error, stream, filter, after: last, until }, 'replay read failed; resuming');
-        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** failed));
+        await sleep(100 * 2 ** failed);
       } finally {
         await consumer?.delete().catch(() => undefined);
       }

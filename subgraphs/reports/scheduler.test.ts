@@ -1,7 +1,4 @@
 // The report scheduler over the suite's Postgres, NATS and Redis, with a fake clock.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,9 +6,9 @@ import { createPool, withTenant } from '../../db/pool.ts';
 import { loadConfig } from '../../lib/config.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { createRedisPubSub, type RedisPubSub } from '../../lib/redis.ts';
-import { connectBroker, ensureStreams, type Broker } from '../../streams/connection.ts';
+import type { Broker } from '../../streams/connection.ts';
 import { Stream, subjects } from '../../streams/subjects.ts';
-import { startNats, type ServerHandle } from '../../scripts/localServices.ts';
+import { startOwnNats, type OwnNats } from '../../test/support/ownNats.ts';
 import { createTestDatabase, services, type TestDatabase } from '../../test/support/services.ts';
 import { dueTicks, ReportScheduler, startScheduler } from './scheduler.ts';
 import { generationStore, reportStore, type GenerationRow } from './store.ts';
@@ -20,9 +17,9 @@ const MINUTE = 60_000;
 const tenant = 'acme';
 
 let database: TestDatabase;
-let natsDir: string;
+let own: OwnNats;
 // A nats-server of its own: no report worker of another test file takes these jobs off the stream.
-let nats: ServerHandle;
+let nats: OwnNats['nats'];
 let pool: pg.Pool;
 let broker: Broker;
 let redis: RedisPubSub;
@@ -31,10 +28,8 @@ let reportId: string;
 beforeAll(async () => {
   database = await createTestDatabase();
   pool = createPool(database.appUrl);
-  natsDir = await mkdtemp(join(tmpdir(), 'pulsegraph-scheduler-'));
-  nats = await startNats({ storeDir: natsDir });
-  broker = await connectBroker(nats.url, 'scheduler-test');
-  await ensureStreams(broker.nc);
+  own = await startOwnNats('scheduler');
+  ({ nats, broker } = own);
   redis = createRedisPubSub(services().redisUrl);
   const report = await withTenant(pool, tenant, (client) =>
     reportStore.create(client, {
@@ -54,9 +49,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await redis?.close();
-  await broker?.close();
-  await nats?.stop();
-  await rm(natsDir, { recursive: true, force: true });
+  await own?.stop();
   await pool?.end();
   await database?.drop();
 });

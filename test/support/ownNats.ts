@@ -1,0 +1,31 @@
+// A nats-server of one test file's own, for tests that pause (SIGSTOP) or otherwise disturb it without
+// touching the server the other suites share: its streams created and a broker connected.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startNats, type ServerHandle } from '../../scripts/localServices.ts';
+import { connectBroker, ensureStreams, type Broker } from '../../streams/connection.ts';
+
+/** The server, a broker on it, and how to stop both and remove the server's store. */
+export interface OwnNats {
+  nats: ServerHandle;
+  broker: Broker;
+  stop(): Promise<void>;
+}
+
+/** Starts a nats-server with JetStream in a fresh temporary directory, with the platform's streams. */
+export async function startOwnNats(name: string): Promise<OwnNats> {
+  const dir = await mkdtemp(join(tmpdir(), `pulsegraph-${name}-`));
+  const nats = await startNats({ storeDir: join(dir, 'nats') });
+  const broker = await connectBroker(nats.url, `${name}-test`);
+  await ensureStreams(broker.nc);
+  return {
+    nats,
+    broker,
+    stop: async () => {
+      await broker.close();
+      await nats.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
