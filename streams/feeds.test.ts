@@ -1,9 +1,11 @@
-// Replays after a cursor: against a fake JetStream client for failures in the middle of a fetch, and against
-// a nats-server of this file's own, paused (SIGSTOP) as a stalled server would leave it.
+// Live feeds and replays after a cursor: against a fake JetStream client for consumers that stop and fetches
+// that fail part-way, and against a nats-server of this file's own, paused (SIGSTOP) as a stalled server
+// would leave it, or with the feeds' connection closed under them.
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../lib/logger.ts';
 import { startOwnNats, type OwnNats } from '../test/support/ownNats.ts';
+import { connectBroker } from './connection.ts';
 import { StreamFeeds, type FeedMessage } from './feeds.ts';
 import { Stream } from './subjects.ts';
 
@@ -51,10 +53,80 @@ function fakeJetStream(last: number, script: Array<'all' | 'empty' | number>) {
 
 const feedsOver = (js: JetStreamClient, lines: string[] = []) =>
   new StreamFeeds(
-    {} as never,
+    { isClosed: () => false, isDraining: () => false } as never,
     js,
     createLogger('test', 'warn', 'json', { write: (line: string) => void lines.push(line) }),
+    { restartDelayMs: 1 },
   );
+
+/**
+ * A JetStream client over messages 1..last published after the feed starts. The n-th consumer it creates
+ * starts at its opt_start_seq and, as `script[n]` says, delivers a count of messages then stops, or is
+ * refused, or ('all') delivers every message and waits for more until it is closed.
+ */
+function fakeLiveJetStream(last: number, script: Array<'all' | 'refused' | number>) {
+  const starts: number[] = [];
+  const js = {
+    jetstreamManager: () =>
+      Promise.resolve({ streams: { info: () => Promise.resolve({ state: { last_seq: 0 } }) } }),
+    consumers: {
+      get(_stream: string, options: { opt_start_seq: number }) {
+        const start = options.opt_start_seq;
+        const behaviour = script[starts.length] ?? 'all';
+        starts.push(start);
+        if (behaviour === 'refused') return Promise.reject(new Error('consumer refused'));
+        let close!: () => void;
+        const closed = new Promise<void>((resolve) => (close = resolve));
+        const count = behaviour === 'all' ? last : behaviour;
+        const messages = {
+          close: () => Promise.resolve(close()),
+          async *[Symbol.asyncIterator]() {
+            for (let seq = start; seq < start + count && seq <= last; seq++) yield stored(seq, last);
+            if (behaviour === 'all') await closed;
+          },
+        };
+        return Promise.resolve({ consume: () => Promise.resolve(messages) });
+      },
+    },
+  };
+  return { js: js as unknown as JetStreamClient, starts };
+}
+
+describe('StreamFeeds live feeds over stopping consumers', () => {
+  it('restarts a stopped consumer after the last message dispatched: each message reaches the listener once, in order', async () => {
+    const { js, starts } = fakeLiveJetStream(10, [3, 2, 'all']);
+    const lines: string[] = [];
+    const seen: number[] = [];
+    const ended = vi.fn();
+    const feeds = feedsOver(js, lines);
+    const handle = await feeds.attach(Stream.KPI, 'kpi.acme.>', (m) => seen.push(m.seq), ended);
+    await vi.waitFor(() => expect(seen).toHaveLength(10));
+    expect(handle.position).toBe(0);
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(starts).toEqual([1, 4, 6]);
+    expect(lines.filter((line) => line.includes('stream feed stopped; restarting'))).toHaveLength(2);
+    expect(ended).not.toHaveBeenCalled();
+    feeds.close();
+  });
+
+  it('ends after restarts that dispatch nothing, tells its listeners, and a new listener gets a new feed', async () => {
+    const { js, starts } = fakeLiveJetStream(4, [2, 'refused', 'refused', 'refused', 'refused', 'refused']);
+    const seen: number[] = [];
+    const ended = vi.fn();
+    const feeds = feedsOver(js);
+    await feeds.attach(Stream.KPI, 'kpi.acme.>', (m) => seen.push(m.seq), ended);
+    await vi.waitFor(() => expect(ended).toHaveBeenCalledTimes(1));
+    expect(ended.mock.calls[0]![0]).toEqual(new Error('consumer refused'));
+    expect(seen).toEqual([1, 2]);
+    expect(starts).toEqual([1, 3, 3, 3, 3, 3]);
+    const later: number[] = [];
+    await feeds.attach(Stream.KPI, 'kpi.acme.>', (m) => later.push(m.seq));
+    await vi.waitFor(() => expect(later).toEqual([1, 2, 3, 4]));
+    expect(starts).toEqual([1, 3, 3, 3, 3, 3, 1]);
+    expect(seen).toEqual([1, 2]); // the ended feed's listener is not on the new feed
+    feeds.close();
+  });
+});
 
 describe('StreamFeeds.replay over failing fetches', () => {
   it('resumes after the last message handled when a fetch fails part-way, delivering each message once, in order', async () => {
@@ -100,7 +172,7 @@ describe('StreamFeeds.replay over failing fetches', () => {
   });
 });
 
-describe('StreamFeeds.replay against nats-server', () => {
+describe('StreamFeeds against nats-server', () => {
   let own: OwnNats;
   let nats: OwnNats['nats'];
   let broker: OwnNats['broker'];
@@ -141,4 +213,26 @@ describe('StreamFeeds.replay against nats-server', () => {
     expect(seen.map((m) => m.body)).toEqual(seqs.slice(5).map((_, i) => ({ n: i + 5 })));
     expect(lines.join('')).toContain('replay read failed; resuming');
   }, 30_000);
+
+  it('dispatches what was published, then ends and tells its listeners once its connection is closed', async () => {
+    const closing = await connectBroker(nats.url, 'feeds-closing-test');
+    const lines: string[] = [];
+    const feeds = new StreamFeeds(
+      closing.nc,
+      closing.js,
+      createLogger('test', 'warn', 'json', { write: (line: string) => void lines.push(line) }),
+    );
+    const seen: number[] = [];
+    const ended = vi.fn();
+    const { position } = await feeds.attach(Stream.KPI, 'kpi.acme.>', (m) => seen.push(m.seq), ended);
+    const published: number[] = [];
+    for (let n = 0; n < 3; n++) published.push((await broker.js.publish(SUBJECT, JSON.stringify({ n }))).seq);
+    await vi.waitFor(() => expect(seen).toEqual(published));
+    expect(published[0]).toBe(position + 1);
+    await closing.close();
+    await vi.waitFor(() => expect(ended).toHaveBeenCalledTimes(1));
+    expect(ended.mock.calls[0]![0]).toBeInstanceOf(Error);
+    expect(lines.join('')).toContain('stream feed ended');
+    expect(lines.join('')).not.toContain('restarting'); // a closed connection is not worth retrying
+  });
 });

@@ -1,7 +1,13 @@
 // Shared, ordered reads of a stream for the gateway's subscriptions: one feed per stream and filter
 // (e.g. every KPI value of one tenant) serves every subscriber of it in stream order, plus bounded
 // replays of a range (to resume after a cursor) and the latest message of a subject (snapshots).
-import { jetstreamManager, type Consumer, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import type {
+  Consumer,
+  ConsumerMessages,
+  JetStreamClient,
+  JetStreamManager,
+  JsMsg,
+} from '@nats-io/jetstream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../lib/logger.ts';
@@ -20,14 +26,23 @@ export interface FeedMessage {
 /** Receives a feed's messages in stream order. */
 export type FeedListener = (message: FeedMessage) => void;
 
+/** Told that a feed ended for good: no message after the last one it dispatched will follow. */
+export type FeedEndListener = (error: unknown) => void;
+
 interface Feed {
-  listeners: Set<FeedListener>;
+  /** Each listener, with what it is told if the feed ends. */
+  listeners: Map<FeedListener, FeedEndListener | undefined>;
   /** The last sequence this feed has dispatched (or the stream's last when it started). */
   position: number;
   ready: Promise<void>;
-  stop(): void;
+  /** The consumer's iteration being read, to close on stop. */
+  messages?: ConsumerMessages;
+  stopped: boolean;
   idleTimer?: NodeJS.Timeout;
 }
+
+/** Restarts of a feed's consumer in a row, none of them dispatching anything, before the feed ends. */
+const FEED_RESTARTS = 5;
 
 const decode = (m: {
   seq: number;
@@ -55,35 +70,51 @@ class ReaderError extends Error {
   }
 }
 
-/** Feeds over one NATS connection; idle feeds stop after `lingerMs`. */
+/**
+ * Feeds over one NATS connection; idle feeds stop after `lingerMs`. A feed whose consumer stops (a protocol
+ * error, a refused pull) starts a new one after the last message it dispatched, so its listeners miss
+ * nothing; after FEED_RESTARTS restarts in a row that dispatch nothing, or once the connection is closing,
+ * it ends and tells each listener.
+ */
 export class StreamFeeds {
   private readonly feeds = new Map<string, Feed>();
   private readonly nc: NatsConnection;
   private readonly js: JetStreamClient;
   private readonly logger: Logger;
   private readonly lingerMs: number;
+  private readonly restartDelayMs: number;
+  private manager?: Promise<JetStreamManager>;
 
-  constructor(nc: NatsConnection, js: JetStreamClient, logger: Logger, lingerMs = 10_000) {
+  /** `lingerMs`: how long a feed outlives its last listener; `restartDelayMs`: the first restart's wait. */
+  constructor(
+    nc: NatsConnection,
+    js: JetStreamClient,
+    logger: Logger,
+    { lingerMs = 10_000, restartDelayMs = 200 }: { lingerMs?: number; restartDelayMs?: number } = {},
+  ) {
     this.nc = nc;
     this.js = js;
     this.logger = logger;
     this.lingerMs = lingerMs;
+    this.restartDelayMs = restartDelayMs;
   }
 
   /**
    * Adds a listener to the feed of stream+filter, starting it if needed. Resolves with the feed's
-   * position: every message after it reaches the listener, in order, and none before it does.
+   * position: every message after it reaches the listener, in order, and none before it does. `onEnd`
+   * hears of the feed ending for good (it may hear it before this resolves).
    */
   async attach(
     stream: string,
     filter: string,
     listener: FeedListener,
+    onEnd?: FeedEndListener,
   ): Promise<{ position: number; detach(): void }> {
     const key = `${stream} ${filter}`;
     let feed = this.feeds.get(key);
     if (!feed) this.feeds.set(key, (feed = this.start(stream, filter, key)));
     clearTimeout(feed.idleTimer);
-    feed.listeners.add(listener);
+    feed.listeners.set(listener, onEnd);
     try {
       await feed.ready;
     } catch (error) {
@@ -99,57 +130,98 @@ export class StreamFeeds {
         attached.idleTimer = setTimeout(() => {
           if (attached.listeners.size > 0 || this.feeds.get(key) !== attached) return;
           this.feeds.delete(key);
-          attached.stop();
+          this.stop(attached);
         }, this.lingerMs);
         attached.idleTimer.unref();
       },
     };
   }
 
+  private jetstreamManager(): Promise<JetStreamManager> {
+    this.manager ??= this.js.jetstreamManager(false);
+    return this.manager;
+  }
+
   private start(stream: string, filter: string, key: string): Feed {
-    let messages: { close(): Promise<void | Error> } | undefined;
-    let stopped = false;
-    const feed: Feed = {
-      listeners: new Set(),
-      position: 0,
-      ready: Promise.resolve(),
-      stop: () => {
-        stopped = true;
-        void messages?.close();
-      },
-    };
+    const feed: Feed = { listeners: new Map(), position: 0, ready: Promise.resolve(), stopped: false };
     feed.ready = (async () => {
-      const jsm = await jetstreamManager(this.nc);
+      const jsm = await this.jetstreamManager();
       feed.position = (await jsm.streams.info(stream)).state.last_seq;
-      const consumer = await this.js.consumers.get(stream, {
-        filter_subjects: filter,
-        opt_start_seq: feed.position + 1,
-      });
-      const iterator = await consumer.consume({ max_messages: 512 });
-      messages = iterator;
-      if (stopped) await iterator.close();
-      void (async () => {
-        for await (const m of iterator) this.dispatch(feed, m);
-      })().catch((error: unknown) => {
-        this.logger.error({ err: error, stream, filter }, 'stream feed failed');
-        if (this.feeds.get(key) === feed) this.feeds.delete(key);
-      });
+      const first = await this.consume(stream, filter, feed.position);
+      void this.read(feed, stream, filter, key, first);
     })();
     feed.ready.catch(() => this.feeds.get(key) === feed && this.feeds.delete(key));
     return feed;
+  }
+
+  private async consume(stream: string, filter: string, after: number): Promise<ConsumerMessages> {
+    const consumer = await this.js.consumers.get(stream, {
+      filter_subjects: filter,
+      opt_start_seq: after + 1,
+    });
+    return consumer.consume({ max_messages: 512 });
+  }
+
+  /** Dispatches the feed's messages, restarting its consumer after the last one when it stops. */
+  private async read(
+    feed: Feed,
+    stream: string,
+    filter: string,
+    key: string,
+    first: ConsumerMessages,
+  ): Promise<void> {
+    let messages: ConsumerMessages | undefined = first;
+    for (let failed = 0; ;) {
+      const from = feed.position;
+      let reason: unknown = new Error(`the consumer of ${stream} ${filter} stopped`);
+      try {
+        messages ??= await this.consume(stream, filter, feed.position);
+        feed.messages = messages;
+        if (feed.stopped) return void (await messages.close());
+        for await (const m of messages) this.dispatch(feed, m);
+      } catch (error) {
+        reason = error;
+      }
+      messages = undefined;
+      if (feed.stopped) return;
+      failed = feed.position > from ? 1 : failed + 1;
+      if (failed > FEED_RESTARTS || this.nc.isClosed() || this.nc.isDraining())
+        return this.end(feed, key, reason);
+      this.logger.warn(
+        { err: reason, stream, filter, after: feed.position },
+        'stream feed stopped; restarting',
+      );
+      await sleep(this.restartDelayMs * 2 ** (failed - 1));
+    }
   }
 
   private dispatch(feed: Feed, m: JsMsg): void {
     feed.position = m.seq;
     const message = decode(m);
     if (!message) return;
-    for (const listener of feed.listeners) {
+    for (const listener of feed.listeners.keys()) {
       try {
         listener(message);
       } catch (error) {
         this.logger.error({ err: error }, 'feed listener failed');
       }
     }
+  }
+
+  /** The feed is over: a new attach starts a fresh one, and every listener of this one is told. */
+  private end(feed: Feed, key: string, error: unknown): void {
+    this.logger.error({ err: error, key, after: feed.position }, 'stream feed ended');
+    if (this.feeds.get(key) === feed) this.feeds.delete(key);
+    this.stop(feed);
+    const listeners = [...feed.listeners.values()];
+    feed.listeners.clear();
+    for (const onEnd of listeners) onEnd?.(error);
+  }
+
+  private stop(feed: Feed): void {
+    clearTimeout(feed.idleTimer);
+    feed.stopped = true;
+    void feed.messages?.close();
   }
 
   /**
@@ -204,17 +276,14 @@ export class StreamFeeds {
 
   /** The latest message on a subject, or undefined. */
   async latest(stream: string, subject: string): Promise<FeedMessage | undefined> {
-    const jsm = await jetstreamManager(this.nc);
+    const jsm = await this.jetstreamManager();
     const stored = await jsm.streams.getMessage(stream, { last_by_subj: subject }).catch(() => null);
     return stored ? decode(stored) : undefined;
   }
 
   /** Stops every feed. */
   close(): void {
-    for (const feed of this.feeds.values()) {
-      clearTimeout(feed.idleTimer);
-      feed.stop();
-    }
+    for (const feed of this.feeds.values()) this.stop(feed);
     this.feeds.clear();
   }
 }

@@ -118,11 +118,16 @@ export class SubscriptionEngine {
         throw appError('BAD_USER_INPUT', `${JSON.stringify(cursor)} is not a cursor of ${field}`);
       if (!group) {
         const subjects = subjectsOf(binding, principal.tenant, primary.args);
-        group = new StreamGroup(spec, binding, subjects, feedFilterOf(binding, principal.tenant), feeds);
-        this.track(group);
+        const filter = feedFilterOf(binding, principal.tenant);
+        const created: StreamGroup = new StreamGroup(spec, binding, subjects, filter, feeds, () =>
+          this.untrack(created),
+        );
+        this.track((group = created));
       }
       const streamGroup = group as StreamGroup;
       await streamGroup.ready;
+      if (streamGroup.ended)
+        throw appError('SERVICE_UNAVAILABLE', `the live feed of ${field} stopped; try again`);
       const member = this.join(streamGroup, request, true);
       void this.catchUp(streamGroup, member, after).catch((error: unknown) => {
         this.options.logger.error({ err: error }, 'subscription catch-up failed');
@@ -183,11 +188,7 @@ export class SubscriptionEngine {
         onClose: () => {
           subscriptionMetrics.active.dec({ transport: request.transport });
           group.members.delete(member);
-          if (group.members.size === 0 && this.groups.get(group.spec.key) === group) {
-            this.groups.delete(group.spec.key);
-            subscriptionMetrics.groups.dec();
-            group.stop();
-          }
+          if (group.members.size === 0 && this.untrack(group)) group.stop();
         },
       }),
     };
@@ -199,6 +200,14 @@ export class SubscriptionEngine {
   private track(group: Group): void {
     this.groups.set(group.spec.key, group);
     subscriptionMetrics.groups.inc();
+  }
+
+  /** Forgets a group (a new subscriber gets a new one): false if it was forgotten already. */
+  private untrack(group: Group): boolean {
+    if (this.groups.get(group.spec.key) !== group) return false;
+    this.groups.delete(group.spec.key);
+    subscriptionMetrics.groups.dec();
+    return true;
   }
 
   private documentKey(document: DocumentNode): string {

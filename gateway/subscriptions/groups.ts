@@ -132,6 +132,16 @@ export abstract class Group {
     }
   }
 
+  /** Ends every member after what it was already given: with `errors` last, when the source failed. */
+  protected async endMembers(errors?: readonly unknown[]): Promise<void> {
+    await this.tail;
+    const result = errors ? { errors } : undefined;
+    for (const member of this.members) {
+      if (result) member.outbox.offer({ result, json: () => JSON.stringify(result) });
+      member.outbox.finish();
+    }
+  }
+
   abstract stop(): void;
 }
 
@@ -145,20 +155,30 @@ export class StreamGroup extends Group {
   private readonly memo = new Map<number, Promise<Delivery | undefined>>();
   private detach?: () => void;
   readonly ready: Promise<void>;
+  /** Its feed ended for good: nothing more will come, and nobody may join. */
+  ended = false;
 
+  /** `onEnd` is told when the feed ends, after which the group only finishes its members. */
   constructor(
     spec: GroupSpec,
     binding: StreamBinding,
     subjects: string[],
     filter: string,
     feeds: StreamFeeds,
+    onEnd: () => void,
   ) {
     super(spec);
     this.binding = binding;
     this.subjects = new Set(subjects);
     this.filter = filter;
+    const end = () => {
+      this.ended = true;
+      onEnd();
+      const message = `the live feed of ${spec.primary.field} stopped; subscribe again from the last cursor received`;
+      void this.endMembers([{ message, extensions: { code: 'SERVICE_UNAVAILABLE' } }]);
+    };
     this.ready = feeds
-      .attach(binding.stream, filter, (message) => this.onMessage(message))
+      .attach(binding.stream, filter, (message) => this.onMessage(message), end)
       .then((handle) => {
         this.position = Math.max(this.position, handle.position);
         this.detach = () => handle.detach();
@@ -250,18 +270,14 @@ export class UpstreamGroup extends Group {
     );
   }
 
-  private async end(error?: unknown): Promise<void> {
-    await this.tail;
-    if (error) {
-      // graphql-ws hands a subgraph's refusal (an `error` message) over as its GraphQL errors, each with
-      // the subgraph's own code (NOT_FOUND, FORBIDDEN...); anything else means the subgraph failed.
-      const message = error instanceof Error ? error.message : 'the subgraph ended the subscription';
-      const result = Array.isArray(error)
-        ? { errors: error as unknown[] }
-        : { errors: [{ message, extensions: { code: 'SERVICE_UNAVAILABLE' } }] };
-      for (const member of this.members) member.outbox.offer({ result, json: () => JSON.stringify(result) });
-    }
-    for (const member of this.members) member.outbox.finish();
+  private end(error?: unknown): Promise<void> {
+    if (!error) return this.endMembers();
+    // graphql-ws hands a subgraph's refusal (an `error` message) over as its GraphQL errors, each with
+    // the subgraph's own code (NOT_FOUND, FORBIDDEN...); anything else means the subgraph failed.
+    const message = error instanceof Error ? error.message : 'the subgraph ended the subscription';
+    return this.endMembers(
+      Array.isArray(error) ? error : [{ message, extensions: { code: 'SERVICE_UNAVAILABLE' } }],
+    );
   }
 
   stop(): void {
