@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { COMPILE_CACHE_ENV } from '../lib/compileCache.ts';
 import { GATEWAY_ENV, GATEWAY_NODE_FLAGS } from './processSettings.ts';
 
@@ -14,12 +15,11 @@ describe('the gateway process settings', () => {
     expect(scripts['gateway']).toBe(
       `${assignments.join(' ')} node ${GATEWAY_NODE_FLAGS.join(' ')} gateway/server.ts`,
     );
-    const compose = readFileSync('docker-compose.yml', 'utf8');
-    const service = compose.slice(compose.indexOf('\n  gateway:\n'), compose.indexOf('\n  nginx:'));
-    const command = ['node', ...GATEWAY_NODE_FLAGS, 'gateway/server.ts']
-      .map((word) => `'${word}'`)
-      .join(', ');
-    expect(service).toContain(`command: [${command}]`);
-    for (const [name, value] of Object.entries(GATEWAY_ENV)) expect(service).toContain(`${name}: '${value}'`);
+    const compose = parseYaml(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as {
+      services: { gateway: { command: string[]; environment: Record<string, unknown> } };
+    };
+    const { gateway } = compose.services;
+    expect(gateway.command).toEqual(['node', ...GATEWAY_NODE_FLAGS, 'gateway/server.ts']);
+    expect(gateway.environment).toMatchObject(GATEWAY_ENV);
   });
 });
