@@ -148,7 +148,9 @@ export class StreamFeeds {
       const jsm = await this.jetstreamManager();
       feed.position = (await jsm.streams.info(stream)).state.last_seq;
       const first = await this.consume(stream, filter, feed.position);
-      void this.read(feed, stream, filter, key, first);
+      this.read(feed, stream, filter, key, first).catch((error: unknown) =>
+        this.logger.error({ err: error, key }, 'stream feed failed'),
+      );
     })();
     feed.ready.catch(() => this.feeds.get(key) === feed && this.feeds.delete(key));
     return feed;
@@ -192,6 +194,7 @@ export class StreamFeeds {
         'stream feed stopped; restarting',
       );
       await sleep(this.restartDelayMs * 2 ** (failed - 1));
+      if (feed.stopped) return;
     }
   }
 
@@ -215,7 +218,13 @@ export class StreamFeeds {
     this.stop(feed);
     const listeners = [...feed.listeners.values()];
     feed.listeners.clear();
-    for (const onEnd of listeners) onEnd?.(error);
+    for (const onEnd of listeners) {
+      try {
+        onEnd?.(error);
+      } catch (failure) {
+        this.logger.error({ err: failure }, 'feed end listener failed');
+      }
+    }
   }
 
   private stop(feed: Feed): void {
