@@ -1,6 +1,7 @@
-// The subscription engine over a nats-server of this file's own and the committed supergraph: a group whose
-// live feed ends for good (here its NATS connection is closed) ends its subscribers with a clear error
-// after what they were given, instead of leaving them waiting on a feed that will send nothing more.
+// The subscription engine over a nats-server of this file's own and the committed supergraph: a feed that
+// cannot start (nats-server stalled) refuses its subscriber without poisoning the next one, and a group
+// whose live feed ends for good (here its NATS connection is closed) ends its subscribers with a clear
+// error after what they were given, instead of leaving them waiting on a feed that sends nothing more.
 import { readFileSync } from 'node:fs';
 import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +25,15 @@ const principal: Principal = {
 const document = parse('subscription { newInsights(context: "checkout") { id title } }');
 
 const groups = async () => (await subscriptionMetrics.groups.get()).values[0]?.value ?? 0;
+
+/** A refusal of a subscription: one error whose code says to try again later. */
+const UNAVAILABLE: unknown = {
+  errors: [
+    expect.objectContaining({
+      extensions: expect.objectContaining({ code: 'SERVICE_UNAVAILABLE' }) as unknown,
+    }),
+  ],
+};
 
 /** The next result an outbox yields, as its subscriber reads it. */
 async function next(outbox: Outbox): Promise<unknown> {
@@ -73,6 +83,26 @@ describe('SubscriptionEngine when a live feed ends', () => {
       onOverflow: () => undefined,
     });
 
+  it('refuses with SERVICE_UNAVAILABLE while nats-server is stalled, and serves the next subscriber once it answers', async () => {
+    const before = await groups();
+    process.kill(own.nats.pid!, 'SIGSTOP');
+    let refused: Awaited<ReturnType<typeof subscribe>>;
+    try {
+      refused = await subscribe(); // its feed's first JetStream request times out (5 s)
+    } finally {
+      process.kill(own.nats.pid!, 'SIGCONT');
+    }
+    expect(refused).toEqual(UNAVAILABLE);
+    expect(await groups()).toBe(before); // the group that could not start is forgotten
+    const served = await subscribe();
+    if (!(served instanceof Outbox)) throw new Error(`refused again: ${JSON.stringify(served)}`);
+    const insight = { id: 'ins-0', context: 'checkout', title: 'Checkout is back' };
+    await own.broker.js.publish('insights.acme.checkout', JSON.stringify({ payload: insight }));
+    expect(await next(served)).toEqual({ data: { newInsights: { id: 'ins-0', title: 'Checkout is back' } } });
+    await served.return();
+    expect(await groups()).toBe(before);
+  }, 20_000);
+
   it('delivers what came before, then SERVICE_UNAVAILABLE and the end to every member, and drops the group', async () => {
     const before = await groups();
     const first = await subscribe();
@@ -91,7 +121,6 @@ describe('SubscriptionEngine when a live feed ends', () => {
     expect(await groups()).toBe(before);
     // A subscription started now is refused at once (the feed cannot start on a closed connection).
     const late = await subscribe();
-    expect(late).not.toBeInstanceOf(Outbox);
-    expect((late as { errors: unknown[] }).errors).toHaveLength(1);
+    expect(late).toEqual(UNAVAILABLE);
   });
 });

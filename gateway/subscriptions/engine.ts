@@ -125,7 +125,13 @@ export class SubscriptionEngine {
         this.track((group = created));
       }
       const streamGroup = group as StreamGroup;
-      await streamGroup.ready;
+      // A feed that could not start (NATS unreachable or stalled) fails this group for good: forget it, so
+      // that the next subscriber tries a new one instead of joining a group that can never be ready.
+      await streamGroup.ready.catch((error: unknown) => {
+        this.untrack(streamGroup);
+        this.options.logger.warn({ err: error, field }, 'live feed could not start');
+        throw appError('SERVICE_UNAVAILABLE', `the live feed of ${field} could not start; try again`);
+      });
       if (streamGroup.ended)
         throw appError('SERVICE_UNAVAILABLE', `the live feed of ${field} stopped; try again`);
       const member = this.join(streamGroup, request, true);
