@@ -19,9 +19,11 @@
 // --heap-growing-percent=50: after a full collection V8 lets the old generation grow to up to 4 times what
 // survived before the next one. Under load (answer Buffers and in-flight requests promoted), a worker's
 // old generation rose from about 35 to about 95 MB and back, so its resident memory swung between 205 and
-// 270 MiB depending on the moment. Capped at 1.5 times, it stays between 205 and 230 MiB (sampled every
-// 100 ms over 15 closed-loop phases each way); the extra full collections cost about 0.1 s of 35 s
-// (nodejs_gc_duration_seconds), CPU per request within the run-to-run noise (docs/performance.md).
+// 270 MiB depending on the moment. Capped at 1.5 times, it stays between 205 and 237 MiB (sampled every
+// 100 ms). The price is the extra full collections: CPU per request within the noise on the same query
+// (median ratio 1.00 to 1.03), about 8 % more with a per-request $first (more distinct fetches, more
+// promoted); a cap of 2 (100) kept the swing (272 MiB) at 2 %. A trade for memory: drop the line to
+// undo it (docs/performance.md).
 export const GATEWAY_NODE_FLAGS: readonly string[] = [
   '--max-semi-space-size=32',
   '--no-allocation-site-pretenuring',
