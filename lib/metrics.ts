@@ -69,6 +69,13 @@ export const jetstreamMessages = new Counter({
   labelNames: ['consumer', 'redelivered'] as const,
 });
 
+/** Consumers of the gateway's live stream feeds that stopped under them: restarted, or the feed ended. */
+export const streamFeedStops = new Counter({
+  name: 'pulsegraph_stream_feed_stops_total',
+  help: 'Consumers of live stream feeds that stopped: restarted after the last message dispatched, or ended (their subscribers told SERVICE_UNAVAILABLE)',
+  labelNames: ['stream', 'outcome'] as const,
+});
+
 /** Messages still pending for a durable consumer after the last one it received (its lag). */
 export const jetstreamPending = new Gauge({
   name: 'pulsegraph_jetstream_consumer_pending',

@@ -4,6 +4,7 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../lib/logger.ts';
+import { streamFeedStops } from '../lib/metrics.ts';
 import { startOwnNats, type OwnNats } from '../test/support/ownNats.ts';
 import { connectBroker } from './connection.ts';
 import { StreamFeeds, type FeedMessage } from './feeds.ts';
@@ -92,9 +93,17 @@ function fakeLiveJetStream(last: number, script: Array<'all' | 'refused' | numbe
   return { js: js as unknown as JetStreamClient, starts };
 }
 
+/** pulsegraph_stream_feed_stops_total of the KPI stream, by outcome. */
+async function stops(): Promise<{ restarted: number; ended: number }> {
+  const values = (await streamFeedStops.get()).values.filter((v) => v.labels.stream === Stream.KPI);
+  const of = (outcome: string) => values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+  return { restarted: of('restarted'), ended: of('ended') };
+}
+
 describe('StreamFeeds live feeds over stopping consumers', () => {
   it('restarts a stopped consumer after the last message dispatched: each message reaches the listener once, in order', async () => {
     const { js, starts } = fakeLiveJetStream(10, [3, 2, 'all']);
+    const before = await stops();
     const lines: string[] = [];
     const seen: number[] = [];
     const ended = vi.fn();
@@ -106,11 +115,13 @@ describe('StreamFeeds live feeds over stopping consumers', () => {
     expect(starts).toEqual([1, 4, 6]);
     expect(lines.filter((line) => line.includes('stream feed stopped; restarting'))).toHaveLength(2);
     expect(ended).not.toHaveBeenCalled();
+    expect(await stops()).toEqual({ restarted: before.restarted + 2, ended: before.ended });
     feeds.close();
   });
 
   it('ends after restarts that dispatch nothing, tells its listeners, and a new listener gets a new feed', async () => {
     const { js, starts } = fakeLiveJetStream(4, [2, 'refused', 'refused', 'refused', 'refused', 'refused']);
+    const before = await stops();
     const seen: number[] = [];
     const ended = vi.fn();
     const feeds = feedsOver(js);
@@ -119,6 +130,7 @@ describe('StreamFeeds live feeds over stopping consumers', () => {
     expect(ended.mock.calls[0]![0]).toEqual(new Error('consumer refused'));
     expect(seen).toEqual([1, 2]);
     expect(starts).toEqual([1, 3, 3, 3, 3, 3]);
+    expect(await stops()).toEqual({ restarted: before.restarted + 5, ended: before.ended + 1 });
     const later: number[] = [];
     await feeds.attach(Stream.KPI, 'kpi.acme.>', (m) => later.push(m.seq));
     await vi.waitFor(() => expect(later).toEqual([1, 2, 3, 4]));
@@ -216,6 +228,7 @@ describe('StreamFeeds against nats-server', () => {
 
   it('dispatches what was published, then ends and tells its listeners once its connection is closed', async () => {
     const closing = await connectBroker(nats.url, 'feeds-closing-test');
+    const before = await stops();
     const lines: string[] = [];
     const feeds = new StreamFeeds(
       closing.nc,
@@ -234,5 +247,6 @@ describe('StreamFeeds against nats-server', () => {
     expect(ended.mock.calls[0]![0]).toBeInstanceOf(Error);
     expect(lines.join('')).toContain('stream feed ended');
     expect(lines.join('')).not.toContain('restarting'); // a closed connection is not worth retrying
+    expect(await stops()).toEqual({ restarted: before.restarted, ended: before.ended + 1 });
   });
 });

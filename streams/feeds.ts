@@ -11,6 +11,7 @@ import type {
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../lib/logger.ts';
+import { streamFeedStops } from '../lib/metrics.ts';
 import { linkTo, type Context } from '../lib/telemetry.ts';
 import { traceContextOfMessage } from './publisher.ts';
 
@@ -188,7 +189,8 @@ export class StreamFeeds {
       if (feed.stopped) return;
       failed = feed.position > from ? 1 : failed + 1;
       if (failed > FEED_RESTARTS || this.nc.isClosed() || this.nc.isDraining())
-        return this.end(feed, key, reason);
+        return this.end(feed, stream, key, reason);
+      streamFeedStops.inc({ stream, outcome: 'restarted' });
       this.logger.warn(
         { err: reason, stream, filter, after: feed.position },
         'stream feed stopped; restarting',
@@ -212,7 +214,8 @@ export class StreamFeeds {
   }
 
   /** The feed is over: a new attach starts a fresh one, and every listener of this one is told. */
-  private end(feed: Feed, key: string, error: unknown): void {
+  private end(feed: Feed, stream: string, key: string, error: unknown): void {
+    streamFeedStops.inc({ stream, outcome: 'ended' });
     this.logger.error({ err: error, key, after: feed.position }, 'stream feed ended');
     if (this.feeds.get(key) === feed) this.feeds.delete(key);
     this.stop(feed);
