@@ -2,10 +2,10 @@
 // that fail part-way, and against a nats-server of this file's own, paused (SIGSTOP) as a stalled server
 // would leave it, or with the feeds' connection closed under them.
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../lib/logger.ts';
 import { streamFeedStops } from '../lib/metrics.ts';
-import { startOwnNats, type OwnNats } from '../test/support/ownNats.ts';
+import { useOwnNats } from '../test/support/ownNats.ts';
 import { connectBroker } from './connection.ts';
 import { StreamFeeds, type FeedMessage } from './feeds.ts';
 import { Stream } from './subjects.ts';
@@ -185,41 +185,32 @@ describe('StreamFeeds.replay over failing fetches', () => {
 });
 
 describe('StreamFeeds against nats-server', () => {
-  let own: OwnNats;
-  let nats: OwnNats['nats'];
-  let broker: OwnNats['broker'];
-
-  beforeAll(async () => {
-    own = await startOwnNats('feeds');
-    ({ nats, broker } = own);
-  });
-
-  afterAll(() => own?.stop());
+  const own = useOwnNats('feeds');
 
   it('replays the whole range once nats-server answers again after stalling past a request timeout', async () => {
     const seqs: number[] = [];
     for (let n = 0; n < 20; n++) {
-      seqs.push((await broker.js.publish(SUBJECT, JSON.stringify({ n }))).seq);
-      if (n === 9) await broker.js.publish('kpi.other.revenue', JSON.stringify({ n: -1 })); // not replayed
+      seqs.push((await own.broker.js.publish(SUBJECT, JSON.stringify({ n }))).seq);
+      if (n === 9) await own.broker.js.publish('kpi.other.revenue', JSON.stringify({ n: -1 })); // not replayed
     }
     const lines: string[] = [];
     const feeds = new StreamFeeds(
-      broker.nc,
-      broker.js,
+      own.broker.nc,
+      own.broker.js,
       createLogger('test', 'warn', 'json', { write: (line: string) => void lines.push(line) }),
     );
     const seen: Array<{ seq: number; body: unknown }> = [];
-    process.kill(nats.pid!, 'SIGSTOP');
+    process.kill(own.nats.pid!, 'SIGSTOP');
     try {
       const replay = feeds.replay(Stream.KPI, 'kpi.acme.>', seqs[4]!, seqs[19]!, (m) => {
         seen.push({ seq: m.seq, body: m.body });
         return Promise.resolve();
       });
       await new Promise((resolve) => setTimeout(resolve, 6_500)); // past the 5 s of one JetStream request
-      process.kill(nats.pid!, 'SIGCONT');
+      process.kill(own.nats.pid!, 'SIGCONT');
       await replay;
     } finally {
-      process.kill(nats.pid!, 'SIGCONT');
+      process.kill(own.nats.pid!, 'SIGCONT');
     }
     expect(seen.map((m) => m.seq)).toEqual(seqs.slice(5));
     expect(seen.map((m) => m.body)).toEqual(seqs.slice(5).map((_, i) => ({ n: i + 5 })));
@@ -227,7 +218,7 @@ describe('StreamFeeds against nats-server', () => {
   }, 30_000);
 
   it('dispatches what was published, then ends and tells its listeners once its connection is closed', async () => {
-    const closing = await connectBroker(nats.url, 'feeds-closing-test');
+    const closing = await connectBroker(own.nats.url, 'feeds-closing-test');
     const before = await stops();
     const lines: string[] = [];
     const feeds = new StreamFeeds(
@@ -239,7 +230,8 @@ describe('StreamFeeds against nats-server', () => {
     const ended = vi.fn();
     const { position } = await feeds.attach(Stream.KPI, 'kpi.acme.>', (m) => seen.push(m.seq), ended);
     const published: number[] = [];
-    for (let n = 0; n < 3; n++) published.push((await broker.js.publish(SUBJECT, JSON.stringify({ n }))).seq);
+    for (let n = 0; n < 3; n++)
+      published.push((await own.broker.js.publish(SUBJECT, JSON.stringify({ n }))).seq);
     await vi.waitFor(() => expect(seen).toEqual(published));
     expect(published[0]).toBe(position + 1);
     await closing.close();

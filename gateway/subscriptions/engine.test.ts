@@ -9,7 +9,7 @@ import type { Principal } from '../../lib/auth.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { connectBroker, type Broker } from '../../streams/connection.ts';
 import { StreamFeeds } from '../../streams/feeds.ts';
-import { startOwnNats, type OwnNats } from '../../test/support/ownNats.ts';
+import { useOwnNats } from '../../test/support/ownNats.ts';
 import { loadSupergraph } from '../execution/supergraph.ts';
 import { SubscriptionEngine } from './engine.ts';
 import { subscriptionMetrics } from './metrics.ts';
@@ -50,12 +50,11 @@ async function drain(outbox: Outbox): Promise<Delivery['result'][]> {
 }
 
 describe('SubscriptionEngine when a live feed ends', () => {
-  let own: OwnNats;
+  const own = useOwnNats('engine');
   let closing: Broker;
   let engine: SubscriptionEngine;
 
   beforeAll(async () => {
-    own = await startOwnNats('engine');
     closing = await connectBroker(own.nats.url, 'engine-feeds-test');
     const logger = createLogger('test', 'fatal', 'json');
     engine = new SubscriptionEngine({
@@ -67,10 +66,7 @@ describe('SubscriptionEngine when a live feed ends', () => {
     });
   });
 
-  afterAll(async () => {
-    engine?.close();
-    await own?.stop();
-  });
+  afterAll(() => engine?.close());
 
   const subscribe = () =>
     engine.subscribe({

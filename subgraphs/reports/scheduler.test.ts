@@ -8,7 +8,7 @@ import { createLogger } from '../../lib/logger.ts';
 import { createRedisPubSub, type RedisPubSub } from '../../lib/redis.ts';
 import type { Broker } from '../../streams/connection.ts';
 import { Stream, subjects } from '../../streams/subjects.ts';
-import { startOwnNats, type OwnNats } from '../../test/support/ownNats.ts';
+import { useOwnNats } from '../../test/support/ownNats.ts';
 import { createTestDatabase, services, type TestDatabase } from '../../test/support/services.ts';
 import { dueTicks, ReportScheduler, startScheduler } from './scheduler.ts';
 import { generationStore, reportStore, type GenerationRow } from './store.ts';
@@ -16,20 +16,16 @@ import { generationStore, reportStore, type GenerationRow } from './store.ts';
 const MINUTE = 60_000;
 const tenant = 'acme';
 
-let database: TestDatabase;
-let own: OwnNats;
 // A nats-server of its own: no report worker of another test file takes these jobs off the stream.
-let nats: OwnNats['nats'];
+const own = useOwnNats('scheduler');
+let database: TestDatabase;
 let pool: pg.Pool;
-let broker: Broker;
 let redis: RedisPubSub;
 let reportId: string;
 
 beforeAll(async () => {
   database = await createTestDatabase();
   pool = createPool(database.appUrl);
-  own = await startOwnNats('scheduler');
-  ({ nats, broker } = own);
   redis = createRedisPubSub(services().redisUrl);
   const report = await withTenant(pool, tenant, (client) =>
     reportStore.create(client, {
@@ -49,13 +45,12 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await redis?.close();
-  await own?.stop();
   await pool?.end();
   await database?.drop();
 });
 
 const schedulerAt = (now: () => number) =>
-  new ReportScheduler({ pool, broker, redis, logger: createLogger('scheduler', 'silent') }, now);
+  new ReportScheduler({ pool, broker: own.broker, redis, logger: createLogger('scheduler', 'silent') }, now);
 
 const generations = () =>
   withTenant(
@@ -72,7 +67,7 @@ const generations = () =>
 
 /** The Nats-Msg-Id of every job on the REPORTS stream. */
 async function jobIds(): Promise<string[]> {
-  const jsm = await jetstreamManager(broker.nc);
+  const jsm = await jetstreamManager(own.broker.nc);
   const { state } = await jsm.streams.info(Stream.REPORTS);
   const ids: string[] = [];
   for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
@@ -114,7 +109,7 @@ describe('the report scheduler', () => {
 
   it('leaves no generation QUEUED when its job cannot be published', async () => {
     const unreachable = {
-      ...broker,
+      ...own.broker,
       js: { publish: () => Promise.reject(new Error('no responders available')) },
     } as unknown as Broker;
     const scheduler = new ReportScheduler(
@@ -139,7 +134,7 @@ describe('the scheduler process', () => {
       AUTH_MODE: 'dev',
       LOG_LEVEL: 'silent',
       DATABASE_URL: database.appUrl,
-      NATS_URL: nats.url,
+      NATS_URL: own.nats.url,
       REDIS_URL: services().redisUrl,
     });
     let now = Date.parse('2026-01-05T17:00:10Z');

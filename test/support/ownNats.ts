@@ -3,6 +3,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { startNats, type ServerHandle } from '../../scripts/localServices.ts';
 import { connectBroker, ensureStreams, type Broker } from '../../streams/connection.ts';
 
@@ -14,7 +15,7 @@ export interface OwnNats {
 }
 
 /** Starts a nats-server with JetStream in a fresh temporary directory, with the platform's streams. */
-export async function startOwnNats(name: string): Promise<OwnNats> {
+async function startOwnNats(name: string): Promise<OwnNats> {
   const dir = await mkdtemp(join(tmpdir(), `pulsegraph-${name}-`));
   const nats = await startNats({ storeDir: join(dir, 'nats') });
   const broker = await connectBroker(nats.url, `${name}-test`);
@@ -28,4 +29,15 @@ export async function startOwnNats(name: string): Promise<OwnNats> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The test file's (or describe block's) own nats-server: started before its tests, stopped after them.
+ * The object is filled in by the beforeAll hook this registers, so read it inside hooks and tests.
+ */
+export function useOwnNats(name: string): OwnNats {
+  const own = {} as OwnNats;
+  beforeAll(async () => void Object.assign(own, await startOwnNats(name)));
+  afterAll(() => own.stop?.());
+  return own;
 }
