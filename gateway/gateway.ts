@@ -9,6 +9,7 @@ import type { Logger } from '../lib/logger.ts';
 import { useRequestMetrics } from '../lib/requestMetrics.ts';
 import type { StreamFeeds } from '../streams/feeds.ts';
 import { executeOperation } from './execution/execute.ts';
+import { bodyBuffersFor } from './execution/responseBuffers.ts';
 import { limitDocuments } from './execution/documents.ts';
 import type { ResilienceOptions } from './execution/circuitBreaker.ts';
 import { createSubgraphFetcher, type Caller } from './execution/subgraphFetcher.ts';
@@ -117,7 +118,7 @@ export function createGateway(options: GatewayOptions) {
     },
     onExecute({ args, setExecuteFn }) {
       const { contextValue, document, operationName, variableValues } = args as ExecutionArgs & {
-        contextValue: GatewayContext;
+        contextValue: GatewayContext & { res?: ServerResponse };
       };
       setExecuteFn(() =>
         executeOperation({
@@ -127,6 +128,8 @@ export function createGateway(options: GatewayOptions) {
           variables: variableValues ?? {},
           caller: callerOf(contextValue.request.headers),
           fetch: fetcher.fetch,
+          // An HTTP answer (the server's context has its response): its body's memory is reused once sent.
+          ...(contextValue.res && { body: bodyBuffersFor(contextValue.res) }),
         }),
       );
     },

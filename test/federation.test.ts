@@ -10,6 +10,7 @@ import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { register } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { responseBodyPool } from '../gateway/execution/responseBuffers.ts';
 import { createGateway } from '../gateway/gateway.ts';
 import { createTokenVerifier } from '../lib/auth.ts';
 import { createLogger } from '../lib/logger.ts';
@@ -93,6 +94,36 @@ describe('federated KPI definitions through the gateway', () => {
         insights: [],
       },
     });
+  });
+
+  it('answers large results from reused body buffers, each with its own bytes, in turn and concurrently', async () => {
+    // Hourly series of 2 to 400 days: answers of about 4 KB to 680 KB, pooled from 32 KiB on (responseBuffers.test.ts shows a
+    // buffer kept while a slow connection still holds it: loopback takes a whole answer at once).
+    const bodyOf = (days: number) => {
+      const end = new Date(Date.parse('2026-09-01T00:00:00Z') + days * 86_400_000).toISOString();
+      return JSON.stringify({
+        query: `{ kpi(code: "checkout.revenue") { series(timeRange: { start: "2026-09-01T00:00:00Z", end: "${end}", interval: "1h" }) { at value cursor } } }`,
+      });
+    };
+    const series = async (days: number) => {
+      const response = await fetch(platform.gatewayUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${admin}` },
+        body: bodyOf(days),
+      });
+      return response.text();
+    };
+    const days = [400, 2, 60, 300, 45, 400, 14];
+    const inTurn: string[] = [];
+    for (const day of days) inTurn.push(await series(day));
+    const points = (text: string) =>
+      (JSON.parse(text) as { data: { kpi: { series: Array<{ value: number }> } } }).data.kpi.series;
+    expect(inTurn.map((text) => points(text).length)).toEqual(days.map((day) => day * 24));
+    expect(inTurn[0]!.length).toBeGreaterThan(600_000);
+    expect(inTurn[5]).toBe(inTurn[0]);
+    expect(responseBodyPool.keptBytes).toBeGreaterThan(0);
+    const together = await Promise.all([...days, ...days].map(series));
+    expect(together).toEqual([...inTurn, ...inTurn]);
   });
 
   it("sends one plan wave's fetches to a subgraph as one batched request (SUBGRAPH_BATCHING)", async () => {

@@ -14,6 +14,7 @@ import {
 } from 'graphql';
 import { executePlan, type ResultMap } from './planExecutor.ts';
 import type { Caller, SubgraphFetch } from './subgraphFetcher.ts';
+import type { BodyBuffers } from './responseBuffers.ts';
 import { DATA_HEAD, operationShape, writeShaped } from './responseShape.ts';
 import type { LoadedSupergraph } from './supergraph.ts';
 
@@ -25,6 +26,8 @@ export interface OperationRequest {
   variables: Record<string, unknown>;
   caller: Caller;
   fetch: SubgraphFetch;
+  /** Memory for the response's bytes (an HTTP answer's: reused once sent); fresh Buffers otherwise. */
+  body?: BodyBuffers;
 }
 
 /** Executes a query or mutation through its query plan. */
@@ -52,7 +55,7 @@ export async function executeOperation(request: OperationRequest): Promise<Execu
     const context = { ...request, supergraphSchema: supergraph.supergraphSchema, operation, errors };
     await executePlan(context, plan.node, data);
   }
-  return shapeResponse(supergraph.schema, document, operationName, variables, data, errors);
+  return shapeResponse(supergraph.schema, document, operationName, variables, data, errors, request.body);
 }
 
 /**
@@ -73,6 +76,7 @@ export function shapeResponse(
   variables: Record<string, unknown>,
   input: ResultMap,
   errors: GraphQLError[],
+  body?: BodyBuffers,
 ): ExecutionResult {
   const definition = getOperationAST(document, operationName);
   if (!definition) return { errors: [new GraphQLError('no such operation in the document')] };
@@ -80,27 +84,43 @@ export function shapeResponse(
   let bytes: Buffer | null;
   try {
     const shape = operationShape(schema, document, definition, variables);
-    bytes = writeShaped(shape, input, shapingErrors, (field) =>
-      introspect(schema, document, definition, field, variables),
+    bytes = writeShaped(
+      shape,
+      input,
+      shapingErrors,
+      (field) => introspect(schema, document, definition, field, variables),
+      body && ((size) => body.allocate(size)),
     );
   } catch (error) {
     return { errors: [...errors, asGraphQLError(error)] };
   }
   // As @apollo/gateway: the errors of the fetches, or else those of the shaping (a null in a non-null
   // position, a value not of its type).
-  return shapedResult(bytes, errors.length ? errors : shapingErrors);
+  return shapedResult(bytes, errors.length ? errors : shapingErrors, body);
 }
 
 const NULL_DATA = Buffer.from('null');
+/** What a result's bytes become once the buffer they were in is taken back. */
+const RECLAIMED = Buffer.alloc(0);
 
-/** `bytes`: `{"data":<data>}` as responseShape.ts wrote it, or null when the data is null. */
-function shapedResult(bytes: Buffer | null, errors: GraphQLError[]): ShapedResult {
-  const data = () => (bytes ? bytes.subarray(DATA_HEAD.length, bytes.length - 1) : NULL_DATA);
+/**
+ * `bytes`: `{"data":<data>}` as responseShape.ts wrote it, or null when the data is null. Once `body` takes
+ * its buffers back (the answer was sent), the result's bytes are gone: its data can be read only if it was
+ * read before, and it cannot be written again.
+ */
+function shapedResult(bytes: Buffer | null, errors: GraphQLError[], body?: BodyBuffers): ShapedResult {
+  body?.onReclaim(() => {
+    bytes = RECLAIMED;
+  });
+  const data = () => {
+    if (bytes === RECLAIMED) throw new Error('the result was sent and its bytes reused: read it before');
+    return bytes ? bytes.subarray(DATA_HEAD.length, bytes.length - 1) : NULL_DATA;
+  };
   let parsed: Record<string, unknown> | null | undefined;
   const result = {
     ...(errors.length ? { errors } : {}),
     stringify(given: ExecutionResult = result): Buffer {
-      if (bytes && !given.errors?.length && !given.extensions) return bytes;
+      if (bytes && bytes !== RECLAIMED && !given.errors?.length && !given.extensions) return bytes;
       const head = given.errors?.length ? `{"errors":${JSON.stringify(given.errors)},"data":` : DATA_HEAD;
       const extensions = given.extensions ? `,"extensions":${JSON.stringify(given.extensions)}` : '';
       return Buffer.concat([Buffer.from(head), data(), Buffer.from(`${extensions}}`)]);

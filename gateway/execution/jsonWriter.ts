@@ -11,6 +11,7 @@ const NATIVE_FROM = 32;
 const INITIAL_BYTES = 64 * 1024;
 /** A scratch buffer grown past this is dropped after its response, not kept for the next ones. */
 const KEEP_AT_MOST = 1024 * 1024;
+const allocateFresh = (size: number): Buffer => Buffer.allocUnsafe(size);
 
 /** A JSON writer over a reused scratch buffer; `take` returns what was written as a Buffer of its own. */
 export class JsonWriter {
@@ -79,9 +80,12 @@ export class JsonWriter {
     this.at += this.#buffer.write(text, this.at, 'utf8');
   }
 
-  /** What was written, as a Buffer of its own; the scratch buffer is free for the next document. */
-  take(): Buffer {
-    const out = Buffer.allocUnsafe(this.at);
+  /**
+   * What was written, as a Buffer of its own (from `allocate`, given the size); the scratch buffer is free
+   * for the next document.
+   */
+  take(allocate: (size: number) => Buffer = allocateFresh): Buffer {
+    const out = allocate(this.at);
     this.#buffer.copy(out, 0, 0, this.at);
     this.at = 0;
     if (this.#buffer.length > KEEP_AT_MOST) this.#buffer = Buffer.allocUnsafe(INITIAL_BYTES);

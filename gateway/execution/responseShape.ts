@@ -136,14 +136,16 @@ function variableValue(
 }
 
 /**
- * Writes `{"data":<data shaped by shape>}` as UTF-8 JSON; null when null propagated to the root. Errors of
- * the shaping (a null in a non-null position, a value that is not of its type) are pushed to `errors`.
+ * Writes `{"data":<data shaped by shape>}` as UTF-8 JSON, into a Buffer from `allocate`; null when null
+ * propagated to the root. Errors of the shaping (a null in a non-null position, a value that is not of its
+ * type) are pushed to `errors`.
  */
 export function writeShaped(
   shape: OperationShape,
   data: Record<string, unknown>,
   errors: GraphQLError[],
   introspect: IntrospectionHandler,
+  allocate?: (size: number) => Buffer,
 ): Buffer | null {
   const out = writer;
   out.reset();
@@ -154,7 +156,7 @@ export function writeShaped(
     return null;
   }
   out.byte(125); // }
-  return out.take();
+  return out.take(allocate);
 }
 
 function writeObject(

@@ -51,6 +51,29 @@ describe('one POST to a subgraph (postText)', () => {
     expect(failed.status).toBe(502);
   });
 
+  it('reads answers of many chunks, larger than the buffer they are joined in and then smaller, each exactly', async () => {
+    // Answer n: a JSON string of n KiB of "é" (two bytes each) and ASCII, written 1000 bytes at a time so
+    // that characters split across chunks.
+    const answerOf = (kib: number) => JSON.stringify({ data: { text: 'é-'.repeat(kib * 341) } });
+    const url = await serve((req, res) => {
+      const body = Buffer.from(answerOf(Number(req.headers['x-kib'])));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      let at = 0;
+      const next = (): void => {
+        if (at >= body.length) return void res.end();
+        res.write(body.subarray(at, (at += 1000)));
+        setImmediate(next);
+      };
+      next();
+    });
+    const dispatcher = agent();
+    const ask = (kib: number) =>
+      postText(dispatcher, url, { 'x-kib': String(kib) }, '{}', 10_000).then((answer) => answer.text);
+    for (const kib of [700, 40, 300, 3]) expect(await ask(kib)).toBe(answerOf(kib));
+    const sizes = [500, 2, 90, 260, 33, 1200];
+    expect(await Promise.all(sizes.map(ask))).toEqual(sizes.map(answerOf));
+  });
+
   it('fails with a TimeoutError when the whole exchange outlasts the deadline, even while data trickles in', async () => {
     const url = await serve((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });

@@ -29,6 +29,25 @@ function targetOf(url: string): { origin: string; path: string } {
   return target;
 }
 
+/** Where an answer of several chunks is joined before it is decoded; reused by every answer. */
+let joined = Buffer.allocUnsafeSlow(256 * 1024);
+/** A joining buffer grown past this is dropped after its answer, not kept for the next ones. */
+const KEEP_JOINED_AT_MOST = 4 * 2 ** 20;
+
+/**
+ * The UTF-8 text of an answer's chunks (`bytes` in all). They are joined in a buffer kept for the next
+ * answers, not a new one each time: a new buffer of 32 KiB or more is a fresh mapping whose pages the
+ * system faults in one by one as the chunks are copied (responseBuffers.ts tells what that costs).
+ */
+function textOf(chunks: readonly Buffer[], bytes: number): string {
+  if (joined.length < bytes) joined = Buffer.allocUnsafeSlow(2 ** Math.ceil(Math.log2(bytes)));
+  let at = 0;
+  for (const chunk of chunks) at += chunk.copy(joined, at);
+  const text = joined.toString('utf8', 0, at);
+  if (joined.length > KEEP_JOINED_AT_MOST) joined = Buffer.allocUnsafeSlow(256 * 1024);
+  return text;
+}
+
 /**
  * POSTs `body` to `url` through `dispatcher` and resolves with the answer, whatever its status. It rejects
  * with undici's error when the exchange fails (refused connection, reset socket, headers or body too slow
@@ -64,7 +83,7 @@ export function postText(
       else
         resolve({
           status,
-          text: (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString('utf8'),
+          text: chunks.length === 1 ? chunks[0]!.toString('utf8') : textOf(chunks, received),
         });
     };
     const options = {
