@@ -32,9 +32,12 @@ export const GATEWAY_NODE_FLAGS: readonly string[] = [
 
 // MALLOC_MMAP_THRESHOLD_=32768: glibc serves an allocation this large or larger with a mapping of its own,
 // given back to the system when it is freed. Left to itself glibc raises that threshold to the largest
-// block freed so far (up to 32 MiB), after which every answer Buffer (87 KB in the gateway bench) and
-// subgraph body chunk comes from the main heap, whose freed holes stay resident: 20 to 60 MiB of a worker
-// under load. Its price, in alternating runs (docs/performance.md): about 4 % more CPU per request, and a
-// p95 about 28 % higher at a fixed rate of 37 requests/s (a trade for memory: drop the line to undo it).
-// Other C libraries (musl) ignore it.
+// block freed so far (up to 32 MiB), after which large blocks come from the main heap, whose freed holes
+// stay resident: 20 to 60 MiB of a worker under load while every answer had a fresh Buffer, 2 to 14 MiB
+// since answer bodies are pooled (execution/responseBuffers.ts; highest RSS sampled 227 to 228 MiB against
+// 230 to 241 with thresholds of 128 KiB and 32 MiB, three alternating runs). Its price: a fresh mapping's
+// pages are faulted in one by one, and what still gets one (socket read buffers, V8's worker threads)
+// costs about 11 % CPU per request on the bench's virtual machine (median ratios 1.11 to 1.12 with a
+// per-request $first), where a page fault takes about 14 µs. A trade for memory: drop the line to undo
+// it (docs/performance.md). Other C libraries (musl) ignore it.
 export const GATEWAY_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '32768' };
