@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type ServerResponse } from 'node:http';
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { bodyBuffersFor, BufferPool, POOLED_FROM, POOLED_UP_TO } from './responseBuffers.ts';
+import { bodyBuffersFor, BufferPool, KEPT_AT_MOST, POOLED_FROM, POOLED_UP_TO } from './responseBuffers.ts';
 
 const answer = () => new EventEmitter() as unknown as ServerResponse;
 
@@ -98,13 +98,18 @@ describe('body buffers of an HTTP answer', () => {
     expect(pool.keptBytes).toBe(0);
   });
 
-  it('keeps at most 8 MiB of free buffers per size class', () => {
+  it('keeps at most 16 MiB of free buffers in all its size classes', () => {
     const pool = new BufferPool();
-    const buffers = Array.from({ length: 70 }, () => pool.acquire(100_000));
-    for (const buffer of buffers) pool.release(buffer);
-    expect(pool.keptBytes).toBe(8 * 1024 * 1024);
-    const huge = [pool.acquire(POOLED_UP_TO), pool.acquire(POOLED_UP_TO), pool.acquire(POOLED_UP_TO)];
-    for (const buffer of huge) pool.release(buffer);
-    expect(pool.keptBytes).toBe(8 * 1024 * 1024 + 2 * POOLED_UP_TO);
+    const huge = [pool.acquire(POOLED_UP_TO), pool.acquire(POOLED_UP_TO)];
+    const buffers = Array.from({ length: 200 }, () => pool.acquire(100_000));
+    for (const buffer of [...huge, ...buffers]) pool.release(buffer);
+    expect(pool.keptBytes).toBe(KEPT_AT_MOST);
+    // 2 of 4 MiB, then 64 of 128 KiB; the rest was left to the garbage collector.
+    expect(pool.acquire(POOLED_UP_TO).length).toBe(POOLED_UP_TO);
+    expect(pool.keptBytes).toBe(KEPT_AT_MOST - POOLED_UP_TO);
+    const again = Array.from({ length: 65 }, () => pool.acquire(100_000));
+    expect(pool.keptBytes).toBe(POOLED_UP_TO);
+    expect(new Set(again.map((buffer) => buffer.buffer)).size).toBe(65);
+    expect(again.filter((buffer) => buffers.includes(buffer))).toHaveLength(64);
   });
 });
