@@ -71,6 +71,27 @@ describe('the response shaper', () => {
     expect(shape(query, data).text).toBe('{"me":{"who":"Ada","id":"u1","reviews":[{"stars":5,"body":"x"}]}}');
   });
 
+  it("reads aliases named like Object.prototype's members only from the object itself", () => {
+    const query = `{ me { constructor: name toString: id __proto__: role hasOwnProperty: name } }`;
+    const data = JSON.parse('{"me":{"__typename":"User","toString":"u1","__proto__":"ADMIN"}}') as Record<
+      string,
+      unknown
+    >;
+    expect(shape(query, data)).toMatchObject({
+      text: '{"me":{"constructor":null,"toString":"u1","__proto__":"ADMIN","hasOwnProperty":null}}',
+      errors: [],
+    });
+    expect(shape(`{ me { __proto__: role } }`, { me: { __typename: 'User' } })).toMatchObject({
+      text: '{"me":{"__proto__":null}}',
+      errors: [],
+    });
+  });
+
+  it('writes an object whose runtime type selects no field as {}', () => {
+    const query = `{ search { ... on Review { body } } }`;
+    expect(shape(query, { search: [{ __typename: 'User', name: 'Ada' }] }).text).toBe('{"search":[{}]}');
+  });
+
   it('picks the fragments of each runtime type by __typename, on interfaces and unions', () => {
     const query = `{ search { __typename ... on User { name } ... on Node { id } ... on Review { body } } }`;
     const data = {
