@@ -1,6 +1,7 @@
 // Metrics (issue #9): /metrics on the gateway, the subgraphs and a worker process parses as the Prometheus
 // text exposition format, and its series move when traffic flows: requests by operation name and outcome,
 // subgraph fetches, ingested events, JetStream consumption and rollup writes, Postgres pool saturation.
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pollUntil, freePort } from '../scripts/network.ts';
 import { startTestPlatform, type TestPlatform } from './support/platform.ts';
@@ -226,5 +227,25 @@ describe('/metrics', () => {
     expect(valueOf(writerNow, 'pulsegraph_postgres_pool_connections', { pool: 'writer', state: 'max' })).toBe(
       10,
     );
+  });
+});
+
+describe('docs/grafana-dashboard.json', () => {
+  it('queries only metric families that the gateway, the subgraphs and the workers serve', async () => {
+    const dashboard = JSON.parse(readFileSync('docs/grafana-dashboard.json', 'utf8')) as {
+      panels: Array<{ title: string; targets?: Array<{ expr: string }> }>;
+    };
+    const served = new Set<string>();
+    for (const url of [platform.gatewayUrl, writerUrl])
+      for (const name of (await scrape(url)).types.keys()) served.add(name);
+    const queried = dashboard.panels.flatMap((panel) =>
+      (panel.targets ?? []).flatMap((target) =>
+        [...target.expr.matchAll(/\b((?:pulsegraph|process|nodejs)_[a-z0-9_]+)/g)].map(
+          ([, name]) => [panel.title, name!.replace(/_(bucket|count|sum)$/, '')] as const,
+        ),
+      ),
+    );
+    expect(queried.length).toBeGreaterThan(20);
+    expect(queried.filter(([, name]) => !served.has(name))).toEqual([]);
   });
 });
