@@ -147,6 +147,9 @@ describe('/metrics', () => {
     const worker = await scrape(writerUrl);
     expect(worker.types.get('process_cpu_user_seconds_total')).toBe('counter');
     expect(worker.types.get('pulsegraph_jetstream_messages_total')).toBe('counter');
+    const gateway = await scrape(platform.gatewayUrl);
+    expect(gateway.types.get('pulsegraph_gateway_body_buffers_free_bytes')).toBe('gauge');
+    expect(gateway.samples.has(keyOf('pulsegraph_gateway_body_buffers_free_bytes', {}))).toBe(true);
   });
 
   it('moves when queries and events flow', async () => {

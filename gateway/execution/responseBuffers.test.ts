@@ -4,7 +4,15 @@ import { EventEmitter } from 'node:events';
 import { createServer, type ServerResponse } from 'node:http';
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { bodyBuffersFor, BufferPool, KEPT_AT_MOST, POOLED_FROM, POOLED_UP_TO } from './responseBuffers.ts';
+import {
+  bodyBuffersFor,
+  BufferPool,
+  KEPT_AT_MOST,
+  POOLED_FROM,
+  POOLED_UP_TO,
+  responseBodyPool,
+  responseBodyPoolBytes,
+} from './responseBuffers.ts';
 
 const answer = () => new EventEmitter() as unknown as ServerResponse;
 
@@ -111,5 +119,16 @@ describe('body buffers of an HTTP answer', () => {
     expect(pool.keptBytes).toBe(POOLED_UP_TO);
     expect(new Set(again.map((buffer) => buffer.buffer)).size).toBe(65);
     expect(again.filter((buffer) => buffers.includes(buffer))).toHaveLength(64);
+  });
+
+  it("shows the process pool's free memory on /metrics", async () => {
+    const res = answer();
+    bodyBuffersFor(res).allocate(3 * 1024 * 1024);
+    const before = responseBodyPool.keptBytes;
+    res.emit('finish');
+    const value = async () => (await responseBodyPoolBytes.get()).values[0]?.value;
+    expect(await value()).toBe(before + 4 * 1024 * 1024);
+    responseBodyPool.acquire(3 * 1024 * 1024);
+    expect(await value()).toBe(before);
   });
 });

@@ -5,6 +5,7 @@
 // machine, where reusing the buffers cut the gateway's CPU per request by a third (docs/performance.md,
 // "Page faults of the answers"). A reused buffer is resident already.
 import type { ServerResponse } from 'node:http';
+import { Gauge } from 'prom-client';
 
 /** Gives response bodies their memory. */
 export interface BodyBuffers {
@@ -63,6 +64,15 @@ function classOf(size: number): number {
 
 /** The process's pool, for every HTTP answer of the gateway. */
 export const responseBodyPool = new BufferPool();
+
+/** The memory the process's pool keeps free, read at scrape time. */
+export const responseBodyPoolBytes = new Gauge({
+  name: 'pulsegraph_gateway_body_buffers_free_bytes',
+  help: 'Memory the gateway keeps free for answer bodies of 32 KiB to 4 MiB (pooled buffers, at most 16 MiB)',
+  collect() {
+    this.set(responseBodyPool.keptBytes);
+  },
+});
 
 /**
  * Body buffers for the answer `res` sends: a large body's buffer comes from the process's pool and goes
