@@ -89,7 +89,7 @@ export function shapeResponse(
       input,
       shapingErrors,
       (field) => introspect(schema, document, definition, field, variables),
-      body && ((size) => body.allocate(size)),
+      body?.allocate,
     );
   } catch (error) {
     return { errors: [...errors, asGraphQLError(error)] };

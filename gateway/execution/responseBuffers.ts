@@ -10,7 +10,7 @@ import { Gauge } from 'prom-client';
 /** Gives response bodies their memory. */
 export interface BodyBuffers {
   /** A buffer of exactly `size` bytes, for one response body. */
-  allocate(size: number): Buffer;
+  readonly allocate: (size: number) => Buffer;
   /** Calls `reclaimed` when the buffers this allocated are taken back (their bytes no longer the body's). */
   onReclaim(reclaimed: () => void): void;
 }
@@ -62,13 +62,13 @@ function classOf(size: number): number {
   return capacity;
 }
 
-/** The process's pool, for every HTTP answer of the gateway. */
+/** The process's pool: every HTTP answer of the gateway, and the subgraph answers it joins (subgraphHttp.ts). */
 export const responseBodyPool = new BufferPool();
 
 /** The memory the process's pool keeps free, read at scrape time. */
 export const responseBodyPoolBytes = new Gauge({
   name: 'pulsegraph_gateway_body_buffers_free_bytes',
-  help: 'Memory the gateway keeps free for answer bodies of 32 KiB to 4 MiB (pooled buffers, at most 16 MiB)',
+  help: 'Memory the gateway keeps free in its pool of large buffers (answer bodies, joined subgraph answers; at most 16 MiB)',
   collect() {
     this.set(responseBodyPool.keptBytes);
   },
@@ -87,7 +87,7 @@ export function bodyBuffersFor(res: ServerResponse, from: BufferPool = responseB
     for (const buffer of lent) from.release(buffer);
   };
   return {
-    allocate(size) {
+    allocate: (size) => {
       if (size < POOLED_FROM || size > POOLED_UP_TO) return Buffer.allocUnsafe(size);
       if (lent.length === 0) res.once('finish', takeBack);
       const buffer = from.acquire(size);

@@ -4,6 +4,7 @@
 // young-generation collections and be promoted, and copying them made each collection 4 to 25 ms long. With
 // a plain handler an answer's bytes and text die young (docs/performance.md, "Young-generation pauses").
 import type { Dispatcher } from 'undici';
+import { responseBodyPool } from './responseBuffers.ts';
 
 /** A subgraph's HTTP answer: its status and its body as text. */
 export interface HttpAnswer {
@@ -29,22 +30,17 @@ function targetOf(url: string): { origin: string; path: string } {
   return target;
 }
 
-/** Where an answer of several chunks is joined before it is decoded; reused by every answer. */
-let joined = Buffer.allocUnsafeSlow(256 * 1024);
-/** A joining buffer grown past this is dropped after its answer, not kept for the next ones. */
-const KEEP_JOINED_AT_MOST = 4 * 2 ** 20;
-
 /**
- * The UTF-8 text of an answer's chunks (`bytes` in all). They are joined in a buffer kept for the next
- * answers, not a new one each time: a new buffer of 32 KiB or more is a fresh mapping whose pages the
- * system faults in one by one as the chunks are copied (responseBuffers.ts tells what that costs).
+ * The UTF-8 text of an answer's chunks (`bytes` in all), joined in a buffer of the process's pool and given
+ * back at once, not in a new one each time: a new buffer of 32 KiB or more is a fresh mapping whose pages
+ * the system faults in one by one as the chunks are copied (responseBuffers.ts tells what that costs).
  */
 function textOf(chunks: readonly Buffer[], bytes: number): string {
-  if (joined.length < bytes) joined = Buffer.allocUnsafeSlow(2 ** Math.ceil(Math.log2(bytes)));
+  const joined = responseBodyPool.acquire(bytes);
   let at = 0;
   for (const chunk of chunks) at += chunk.copy(joined, at);
   const text = joined.toString('utf8', 0, at);
-  if (joined.length > KEEP_JOINED_AT_MOST) joined = Buffer.allocUnsafeSlow(256 * 1024);
+  responseBodyPool.release(joined);
   return text;
 }
 
