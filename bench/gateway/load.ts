@@ -1,9 +1,17 @@
-// Load for the gateway bench from this process: a closed loop with autocannon (N connections, each sending
-// its next request when the last is answered), or an open loop at a fixed rate (requests sent at even
-// intervals whatever the answers, over a pool of N connections); every response body is checked against
+// Load for the gateway bench: a closed loop with autocannon from this process (N connections, each sending
+// its next request when the last is answered), or an open loop at a fixed rate in a worker thread
+// (bench/gateway/openLoop.ts: requests sent at even intervals whatever the answers, over a pool of N
+// connections); every response body is checked against
 // the one expected for that request, and every response time is kept for percentiles.
 import autocannon from 'autocannon';
-import { Pool } from 'undici';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { checkAnswer } from './answerCheck.ts';
+import type { OpenLoopJob } from './openLoop.ts';
+
+const OPEN_LOOP = new URL('./openLoop.ts', import.meta.url);
+/** The open loop's young generation (V8 splits it into its semi-spaces). */
+const OPEN_LOOP_YOUNG_MB = 12;
 
 /** A request's body (and headers besides the run's) and the response body every peer must answer to it. */
 export interface Exchange {
@@ -22,8 +30,8 @@ export interface LoadOptions {
   rate?: number;
   /** The n-th request of this run (from 0). */
   exchange(n: number): Exchange;
-  /** Accepts an answer that is not byte for byte the expected one (e.g. the same JSON in another order). */
-  matches?: (body: string, expected: string) => boolean;
+  /** Accepts an answer that is the expected JSON in another key order (counted in `reordered`). */
+  sameJson?: boolean;
 }
 
 /** What a load run measured. */
@@ -33,8 +41,10 @@ export interface LoadResult {
   /** Requests sent, including those still in flight when the run ended. */
   sent: number;
   seconds: number;
-  /** Responses whose body differs from the expected one (Apollo's trailing newline aside), unless matched. */
+  /** Responses whose body differs from the expected one (Apollo's trailing newline aside), unless sameJson. */
   mismatches: number;
+  /** Responses right only as JSON in another key order (with sameJson). */
+  reordered: number;
   /** Connection errors, timeouts and non-2xx answers. */
   failures: number;
   /** The first mismatching body, to show what went wrong. */
@@ -48,70 +58,35 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
   return options.rate ? openLoop(options, options.rate) : closedLoop(options);
 }
 
-/** Whether a body is the expected one (Apollo Server ends its JSON with a newline; every other byte must match). */
-function sameBody(options: LoadOptions, body: string, expected: string): boolean {
-  if (body === expected || (body.length === expected.length + 1 && body === `${expected}\n`)) return true;
-  return options.matches?.(body, expected) ?? false;
-}
-
 /**
- * Request n is due at n / rate seconds from the start and is sent then, answered or not what came before
- * (autocannon's overallRate instead sends each second's share at once when the second starts: a burst
- * that measures queueing, not latency). Its time counts from when it was due, so a client or server
- * falling behind shows in the percentiles instead of slowing the schedule (no coordinated omission).
+ * Runs the open loop in a worker thread (bench/gateway/openLoop.ts) with a young generation of a few MiB,
+ * so that its collections stay short; every exchange it may send is computed here and handed over.
  */
 async function openLoop(options: LoadOptions, rate: number): Promise<LoadResult> {
-  const url = new URL(options.url);
-  const pool = new Pool(url.origin, { connections: options.connections, pipelining: 1 });
-  const headers = { 'content-type': 'application/json', ...options.headers };
-  const latencies: number[] = [];
-  const inFlight = new Set<Promise<void>>();
-  let mismatches = 0;
-  let failures = 0;
-  let firstMismatch: string | undefined;
-  const send = async (n: number, due: number) => {
-    const exchange = options.exchange(n);
-    try {
-      const response = await pool.request({
-        path: url.pathname,
-        method: 'POST',
-        headers: exchange.headers ? { ...headers, ...exchange.headers } : headers,
-        body: exchange.body,
-        headersTimeout: 30_000,
-        bodyTimeout: 30_000,
-      });
-      const body = await response.body.text();
-      latencies.push(performance.now() - due);
-      if (response.statusCode >= 300) failures++;
-      else if (!sameBody(options, body, exchange.expected)) {
-        mismatches++;
-        firstMismatch ??= body.slice(0, 500);
-      }
-    } catch {
-      failures++;
-    }
+  const count = Math.ceil(rate * options.seconds);
+  const job: OpenLoopJob = {
+    url: options.url,
+    headers: options.headers,
+    connections: options.connections,
+    seconds: options.seconds,
+    rate,
+    // The structured clone sends an exchange object once however many requests repeat it.
+    exchanges: Array.from({ length: count }, (_, n) => options.exchange(n)),
+    sameJson: options.sameJson ?? false,
   };
-  const interval = 1000 / rate;
-  const start = performance.now();
-  const end = start + options.seconds * 1000;
-  let sent = 0;
-  for (;;) {
-    const due = start + sent * interval;
-    if (due >= end) break;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-    const request = send(sent++, due).finally(() => inFlight.delete(request));
-    inFlight.add(request);
-  }
-  const seconds = (performance.now() - start) / 1000;
-  await Promise.all(inFlight);
-  await pool.close();
-  return { requests: latencies.length, sent, seconds, mismatches, failures, firstMismatch, latencies };
+  const worker = new Worker(OPEN_LOOP, {
+    workerData: job,
+    resourceLimits: { maxYoungGenerationSizeMb: OPEN_LOOP_YOUNG_MB },
+  });
+  const [result] = (await once(worker, 'message')) as [LoadResult];
+  await worker.terminate();
+  return result;
 }
 
 async function closedLoop(options: LoadOptions): Promise<LoadResult> {
   let sent = 0;
   let mismatches = 0;
+  let reordered = 0;
   let firstMismatch: string | undefined;
   const latencies: number[] = [];
   const instance = autocannon({
@@ -131,7 +106,9 @@ async function closedLoop(options: LoadOptions): Promise<LoadResult> {
             : { ...request, body };
         },
         onResponse(_status, body, context) {
-          if (sameBody(options, body, context['expected'] as string)) return;
+          const verdict = checkAnswer(body, context['expected'] as string, options.sameJson);
+          if (verdict === 'reordered') reordered++;
+          if (verdict !== 'different') return;
           mismatches++;
           firstMismatch ??= body.slice(0, 500);
         },
@@ -147,6 +124,7 @@ async function closedLoop(options: LoadOptions): Promise<LoadResult> {
     sent,
     seconds: result.duration,
     mismatches,
+    reordered,
     failures: result.errors + result.timeouts + result.non2xx,
     firstMismatch,
     latencies,

@@ -35,8 +35,8 @@ export interface MeasureOptions {
   fetches?: () => Promise<number>;
   /** HTTP requests the subgraphs received so far (read before the phase and once its fetches stopped). */
   exchanges?: () => Promise<number>;
-  /** Accepts an answer that is not byte for byte the expected one (runLoad's `matches`). */
-  matches?: (body: string, expected: string) => boolean;
+  /** Accepts the expected JSON in another key order (runLoad's `sameJson`). */
+  sameJson?: boolean;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -57,7 +57,7 @@ export async function measure(
     seconds: options.seconds,
     rate: options.rate,
     exchange: options.exchange,
-    matches: options.matches,
+    sameJson: options.sameJson,
   });
   // Requests in flight when the run ended still cost CPU and fetches: wait until the subgraphs are idle
   // (or, uncounted, a moment), and count per request sent.
