@@ -75,6 +75,16 @@ function inTransaction<T>(
     },
     async () => {
       const client = await pool.connect();
+      // A checked-out client has no 'error' listener of the pool's: a connection lost between two
+      // statements (Postgres restarted while fn awaits something else) would be an unhandled 'error'
+      // event and end the process. Kept here instead: the next statement fails, the client is discarded.
+      let lost: Error | undefined;
+      const onError = (error: Error) => void (lost ??= error);
+      client.on('error', onError);
+      const release = (error?: Error) => {
+        client.off('error', onError);
+        client.release(error ?? lost);
+      };
       let result: T;
       try {
         // One round trip: BEGIN, the tenant setting (the tenant quoted as a literal by the driver) and the
@@ -87,14 +97,14 @@ function inTransaction<T>(
         const results = (await client.query(statements.join('; '))) as unknown as pg.QueryResult[];
         result = await fn(client, mode.opening ? results[2]!.rows : []);
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        client.release();
+        if (!lost) await client.query('ROLLBACK').catch(() => undefined);
+        release();
         throw error;
       }
       const committed = client.query('COMMIT').then(
-        () => client.release(),
+        () => release(),
         (error: Error) => {
-          client.release(error);
+          release(error);
           throw error;
         },
       );

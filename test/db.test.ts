@@ -211,6 +211,36 @@ describe('row-level security', () => {
   });
 });
 
+describe('a connection lost in a transaction', () => {
+  it('fails that transaction and leaves the process and the pool working', async () => {
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const failed = withTenant(app, 'acme', async (client) => {
+        const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        // Between two statements (the writer awaits JetStream there), Postgres ends the connection.
+        await admin.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await client.query('SELECT 1');
+      });
+      await expect(failed).rejects.toThrow();
+      // The pool discarded the dead client: the next transactions get a live one.
+      for (let i = 0; i < 5; i++)
+        expect(
+          await withTenantRead(
+            app,
+            'acme',
+            async (client) => (await client.query<{ one: number }>('SELECT 1 AS one')).rows,
+          ),
+        ).toEqual([{ one: 1 }]);
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+  });
+});
+
 describe('the event store', () => {
   it('stores an event once even when one batch holds it twice (JetStream may redeliver a copy)', async () => {
     const event: IncomingEvent = {
