@@ -1,10 +1,9 @@
 // Load for the gateway bench: a closed loop with autocannon from this process (N connections, each sending
 // its next request when the last is answered), or an open loop at a fixed rate in a worker thread
 // (bench/gateway/openLoop.ts: requests sent at even intervals whatever the answers, over a pool of N
-// connections); every response body is checked against
-// the one expected for that request, and every response time is kept for percentiles.
+// connections); every response body is checked against the one expected for that request, and every
+// response time is kept for percentiles.
 import autocannon from 'autocannon';
-import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { checkAnswer } from './answerCheck.ts';
 import type { OpenLoopJob } from './openLoop.ts';
@@ -78,9 +77,17 @@ async function openLoop(options: LoadOptions, rate: number): Promise<LoadResult>
     workerData: job,
     resourceLimits: { maxYoungGenerationSizeMb: OPEN_LOOP_YOUNG_MB },
   });
-  const [result] = (await once(worker, 'message')) as [LoadResult];
-  await worker.terminate();
-  return result;
+  try {
+    return await new Promise<LoadResult>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+      worker.once('exit', (code) =>
+        reject(new Error(`the open loop's worker exited (${code}) without a result`)),
+      );
+    });
+  } finally {
+    await worker.terminate();
+  }
 }
 
 async function closedLoop(options: LoadOptions): Promise<LoadResult> {

@@ -1,9 +1,9 @@
-// The benchmark's subgraphs in one process (on the load core): four bare node:http servers answering from a
-// cache (the answer to a request body, executed once with graphql-js: the data never changes), so that the
-// core they share with the load costs every peer little and alike, counting the operations they answer. Prints one JSON line
-// { "<name>": "<url>", ... } once all listen. GET /fetches answers the operations counted so far, GET
-// /exchanges the HTTP requests that carried them (fewer when batched); GET /record starts recording the
-// operations received (URL and body), GET /recorded answers and ends it.
+// The benchmark's subgraphs in one process (on the load core): four bare node:http servers answering from
+// a cache (the answer to a request body, executed once with graphql-js: the data never changes), so that
+// the core they share with the load costs every peer little and alike, counting the operations they
+// answer. Prints one JSON line { "<name>": "<url>", ... } once all listen. GET /fetches answers the
+// operations counted so far, GET /exchanges the HTTP requests that carried them (fewer when batched);
+// GET /record starts recording the operations received (URL and body), GET /recorded answers and ends it.
 import { execute, parse, type DocumentNode } from 'graphql';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
