@@ -16,8 +16,12 @@ export function createPool(connectionString: string, max = 10, name = 'app'): pg
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 5_000,
   });
-  // An idle client losing its connection must not crash the process; the pool replaces it.
+  // A client losing its connection must not crash the process. pg emits 'error' on a client whose
+  // connection ends, even when the statement running gets the error too; the pool listens only while the
+  // client is idle (and then replaces it), so each client also keeps a listener of its own for the time
+  // it is lent: the next statement fails, and the pool discards the client when it comes back.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   observePool(pool, name);
   return pool;
 }
@@ -75,16 +79,6 @@ function inTransaction<T>(
     },
     async () => {
       const client = await pool.connect();
-      // A checked-out client has no 'error' listener of the pool's: a connection lost between two
-      // statements (Postgres restarted while fn awaits something else) would be an unhandled 'error'
-      // event and end the process. Kept here instead: the next statement fails, the client is discarded.
-      let lost: Error | undefined;
-      const onError = (error: Error) => void (lost ??= error);
-      client.on('error', onError);
-      const release = (error?: Error) => {
-        client.off('error', onError);
-        client.release(error ?? lost);
-      };
       let result: T;
       try {
         // One round trip: BEGIN, the tenant setting (the tenant quoted as a literal by the driver) and the
@@ -97,14 +91,14 @@ function inTransaction<T>(
         const results = (await client.query(statements.join('; '))) as unknown as pg.QueryResult[];
         result = await fn(client, mode.opening ? results[2]!.rows : []);
       } catch (error) {
-        if (!lost) await client.query('ROLLBACK').catch(() => undefined);
-        release();
+        await client.query('ROLLBACK').catch(() => undefined);
+        client.release();
         throw error;
       }
       const committed = client.query('COMMIT').then(
-        () => release(),
+        () => client.release(),
         (error: Error) => {
-          release(error);
+          client.release(error);
           throw error;
         },
       );

@@ -1,8 +1,8 @@
 // The dashboard bench's gateways: Apollo Server first, whose answer is the reference, then the others,
 // each checked with one request; mercurius' gateway (Federation 1) is left out, with its reason, when it
 // cannot serve our Federation 2 subgraphs.
-import { isDeepStrictEqual } from 'node:util';
 import { residentMiB } from '../cores.ts';
+import { checkAnswer } from '../gateway/answerCheck.ts';
 import { startPeer, type BenchProcess, type Peer, type PeerOptions } from '../gateway/servers.ts';
 
 /** The peer whose answer every other one must give. */
@@ -28,15 +28,6 @@ export async function ask(url: string, token: string, body: string): Promise<str
   return text.endsWith('\n') ? text.slice(0, -1) : text;
 }
 
-/** Parses JSON, or undefined when it is not. */
-export function parsed(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Starts the peers named (REFERENCE among them) into `peers`, in that order, so that the caller can stop
  * them whatever happens; resolves with the reference's answer to `body`.
@@ -56,7 +47,7 @@ export async function startPeers(
       const answer = await ask(started.url, token, body);
       expected ??= answer;
       if (answer.includes('"errors"')) throw new Error(`it answered errors: ${answer.slice(0, 300)}`);
-      if (!isDeepStrictEqual(parsed(answer), parsed(expected)))
+      if (checkAnswer(answer, expected, true) === 'different')
         throw new Error(`its answer differs from ${REFERENCE}'s: ${answer.slice(0, 300)}`);
       peers.push({ name, process: started, idleRss: residentMiB(started.pid), reordered: 0 });
     } catch (error) {
