@@ -4,11 +4,14 @@
 // and surface as an error; the answers must equal those built from private copies. The graph is the
 // gateway bench's (entities, @requires, @provides, lists of lists of entities).
 import { composeServices } from '@apollo/composition';
-import { execute, parse, type DocumentNode } from 'graphql';
+import type { Operation } from '@apollo/federation-internals';
+import type { FetchNode, PlanNode } from '@apollo/query-planner';
+import { buildSchema, execute, OperationTypeNode, parse, type DocumentNode } from 'graphql';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BENCH_QUERY, BENCH_QUERY_WITH_VARIABLE } from '../../bench/gateway/query.ts';
 import { benchSubgraphs, subgraphSchema } from '../../bench/gateway/subgraphs.ts';
 import { executeOperation, serializeResult } from './execute.ts';
+import { executePlan } from './planExecutor.ts';
 import type { SubgraphFetch, SubgraphResponse } from './subgraphFetcher.ts';
 import { loadSupergraph, type LoadedSupergraph } from './supergraph.ts';
 
@@ -76,5 +79,88 @@ describe('the plan executor over shared, read-only subgraph answers', () => {
     const answers = await Promise.all(Array.from({ length: 4 }, () => run(document, variables(), fetch)));
     expect(shared()).toBeGreaterThan(0); // later requests (and repeated fetches within one) got shared trees
     for (const text of answers) expect(text).toBe(expected);
+  });
+});
+
+describe('representations for _entities', () => {
+  const schema = buildSchema(`
+    interface Node { id: ID! }
+    type Product implements Node { id: ID! upc: String }
+    type Review implements Node { id: ID! }
+    type Query { items: [Node] }
+  `);
+  const requires = (typeCondition: string, ...fields: string[]): FetchNode['requires'] => [
+    { kind: 'InlineFragment', typeCondition, selections: fields.map((name) => ({ kind: 'Field', name })) },
+  ];
+  const plan = (entityRequires: FetchNode['requires']): PlanNode => ({
+    kind: 'Sequence',
+    nodes: [
+      {
+        kind: 'Fetch',
+        serviceName: 'root',
+        operation: '{ items { __typename id upc } }',
+        operationName: undefined,
+        operationKind: OperationTypeNode.QUERY,
+      },
+      {
+        kind: 'Flatten',
+        path: ['items', '@'],
+        node: {
+          kind: 'Fetch',
+          serviceName: 'entities',
+          operation:
+            'query($representations: [_Any!]!) { _entities(representations: $representations) { ... on Product { name } } }',
+          operationName: undefined,
+          operationKind: OperationTypeNode.QUERY,
+          requires: entityRequires,
+        },
+      },
+    ],
+  });
+  const items = [
+    { __typename: 'Product', id: '1', upc: 'a' },
+    { __typename: 'Review', id: '2', upc: null },
+    { __typename: 'Product', id: '3' }, // no upc: it cannot be represented
+  ];
+
+  async function representationsFor(entityRequires: FetchNode['requires']) {
+    const sent: unknown[] = [];
+    const fetch: SubgraphFetch = (subgraph, body) => {
+      if (subgraph === 'root')
+        return Promise.resolve({ data: deepFreeze({ items: structuredClone(items) }) });
+      const representations = body.variables?.['representations'] as unknown[];
+      sent.push(...representations);
+      return Promise.resolve({ data: { _entities: representations.map(() => ({ name: 'n' })) } });
+    };
+    const data = {};
+    const context = {
+      supergraphSchema: schema,
+      operation: {} as Operation,
+      variables: {},
+      caller: {},
+      fetch,
+      errors: [],
+    };
+    await executePlan(context, plan(entityRequires), data);
+    return { sent, data, errors: context.errors };
+  }
+
+  it('projects each entity onto the fragment of its type and leaves out those it does not match or lacks a field of', async () => {
+    const { sent, data, errors } = await representationsFor(requires('Product', '__typename', 'id', 'upc'));
+    expect(errors).toEqual([]);
+    expect(sent).toEqual([{ __typename: 'Product', id: '1', upc: 'a' }]);
+    // As the client gets it (the tree's objects carry the run's mark, a symbol JSON leaves out).
+    expect(JSON.parse(JSON.stringify(data))).toEqual({
+      items: [{ ...items[0], name: 'n' }, items[1], items[2]],
+    });
+  });
+
+  it('matches an abstract type condition through the schema', async () => {
+    const { sent } = await representationsFor(requires('Node', '__typename', 'id'));
+    expect(sent).toEqual([
+      { __typename: 'Product', id: '1' },
+      { __typename: 'Review', id: '2' },
+      { __typename: 'Product', id: '3' },
+    ]);
   });
 });

@@ -225,6 +225,14 @@ function select(
 ): ResultMap | null {
   if (source == null || typeof source !== 'object') return null;
   const object = source as ResultMap;
+  // What the planner asks of every entity (`... on Product { __typename upc }`): one inline fragment, read
+  // straight into the representation (the loop below would build it twice and merge).
+  if (selections.length === 1 && selections[0]!.kind === 'InlineFragment') {
+    const { typeCondition, selections: inner } = selections[0]!;
+    return typeCondition && isObjectOfType(schema, object, typeCondition)
+      ? (select(schema, object, inner) ?? {})
+      : {};
+  }
   const result: ResultMap = {};
   for (const selection of selections) {
     if (selection.kind === 'Field') {
