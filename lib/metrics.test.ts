@@ -1,5 +1,6 @@
 // Process metrics: prom-client's event-loop delay gauges (the Grafana dashboard's "event loop lag" panel)
 // report a stall of the loop in full.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { register } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { collectProcessMetrics } from './metrics.ts';
@@ -10,8 +11,6 @@ const lagMax = async () => {
   const metric = await register.getSingleMetric('nodejs_eventloop_lag_max_seconds')!.get();
   return metric.values[0]!.value;
 };
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('process metrics', () => {
   it('report an event-loop stall of 300 ms as a delay of about 300 ms', async () => {

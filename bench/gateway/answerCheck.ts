@@ -19,3 +19,25 @@ function parsedOrNot(text: string): unknown {
     return Symbol('not JSON');
   }
 }
+
+/** A run's answers by verdict, with the start of the first wrong one (what the closed and open loops report). */
+export class AnswerTally {
+  mismatches = 0;
+  reordered = 0;
+  firstMismatch: string | undefined;
+  readonly #sameJson: boolean;
+
+  constructor(sameJson = false) {
+    this.#sameJson = sameJson;
+  }
+
+  /** Checks one answer and counts it. */
+  record(body: string, expected: string): void {
+    const verdict = checkAnswer(body, expected, this.#sameJson);
+    if (verdict === 'reordered') this.reordered++;
+    else if (verdict === 'different') {
+      this.mismatches++;
+      this.firstMismatch ??= body.slice(0, 500);
+    }
+  }
+}

@@ -5,7 +5,7 @@
 // response time is kept for percentiles.
 import autocannon from 'autocannon';
 import { Worker } from 'node:worker_threads';
-import { checkAnswer } from './answerCheck.ts';
+import { AnswerTally } from './answerCheck.ts';
 import type { OpenLoopJob } from './openLoop.ts';
 
 const OPEN_LOOP = new URL('./openLoop.ts', import.meta.url);
@@ -92,9 +92,7 @@ async function openLoop(options: LoadOptions, rate: number): Promise<LoadResult>
 
 async function closedLoop(options: LoadOptions): Promise<LoadResult> {
   let sent = 0;
-  let mismatches = 0;
-  let reordered = 0;
-  let firstMismatch: string | undefined;
+  const answers = new AnswerTally(options.sameJson);
   const latencies: number[] = [];
   const instance = autocannon({
     url: options.url,
@@ -113,11 +111,7 @@ async function closedLoop(options: LoadOptions): Promise<LoadResult> {
             : { ...request, body };
         },
         onResponse(_status, body, context) {
-          const verdict = checkAnswer(body, context['expected'] as string, options.sameJson);
-          if (verdict === 'reordered') reordered++;
-          if (verdict !== 'different') return;
-          mismatches++;
-          firstMismatch ??= body.slice(0, 500);
+          answers.record(body, context['expected'] as string);
         },
       },
     ],
@@ -130,10 +124,10 @@ async function closedLoop(options: LoadOptions): Promise<LoadResult> {
     requests: result.requests.total,
     sent,
     seconds: result.duration,
-    mismatches,
-    reordered,
+    mismatches: answers.mismatches,
+    reordered: answers.reordered,
     failures: result.errors + result.timeouts + result.non2xx,
-    firstMismatch,
+    firstMismatch: answers.firstMismatch,
     latencies,
   };
 }

@@ -10,7 +10,7 @@
 // falling behind shows in the percentiles instead of slowing the schedule (no coordinated omission).
 import { parentPort, workerData } from 'node:worker_threads';
 import { Pool } from 'undici';
-import { checkAnswer } from './answerCheck.ts';
+import { AnswerTally } from './answerCheck.ts';
 import type { Exchange, LoadResult } from './load.ts';
 
 /** What the worker is given: the run, and the exchange of every request it may send (n from 0). */
@@ -30,10 +30,8 @@ async function openLoop(job: OpenLoopJob): Promise<LoadResult> {
   const headers = { 'content-type': 'application/json', ...job.headers };
   const latencies: number[] = [];
   const inFlight = new Set<Promise<void>>();
-  let mismatches = 0;
-  let reordered = 0;
+  const answers = new AnswerTally(job.sameJson);
   let failures = 0;
-  let firstMismatch: string | undefined;
   const send = async (exchange: Exchange, due: number) => {
     try {
       const response = await pool.request({
@@ -47,13 +45,7 @@ async function openLoop(job: OpenLoopJob): Promise<LoadResult> {
       const body = await response.body.text();
       latencies.push(performance.now() - due);
       if (response.statusCode >= 300) failures++;
-      else {
-        const verdict = checkAnswer(body, exchange.expected, job.sameJson);
-        if (verdict === 'reordered') reordered++;
-        if (verdict !== 'different') return;
-        mismatches++;
-        firstMismatch ??= body.slice(0, 500);
-      }
+      else answers.record(body, exchange.expected);
     } catch {
       failures++;
     }
@@ -77,10 +69,10 @@ async function openLoop(job: OpenLoopJob): Promise<LoadResult> {
     requests: latencies.length,
     sent,
     seconds,
-    mismatches,
-    reordered,
+    mismatches: answers.mismatches,
+    reordered: answers.reordered,
     failures,
-    firstMismatch,
+    firstMismatch: answers.firstMismatch,
     latencies,
   };
 }
