@@ -1,7 +1,7 @@
 // Ingest benchmark: sustained events/s end to end (GraphQL ingestEvents and POST /events, until every
 // event is stored with its rollups) against raw JetStream publishing of the same events, and raw Postgres
 // COPY of them into a table shaped like `events`, on this machine.
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -88,7 +88,6 @@ async function endToEnd(
 
 async function rawPublish(url: string, round: number): Promise<number> {
   const nc = await connect({ servers: url, noAsyncTraces: true }); // as the platform connects
-  const js = jetstream(nc);
   // A stream of its own with the settings of EVENTS, so the writer does not see these messages.
   const jsm = await jetstreamManager(nc);
   const events0 = streamDefinitions.find((d) => d.name === 'EVENTS')!;
@@ -96,7 +95,7 @@ async function rawPublish(url: string, round: number): Promise<number> {
   const events = makeEvents(100 + round, EVENTS);
   const started = performance.now();
   const messages = events.map((e) => ({ subject: `bench.raw.${e.name}`, body: e, msgID: `raw:${e.id}` }));
-  for (let i = 0; i < messages.length; i += BATCH) await publishAll(js, messages.slice(i, i + BATCH));
+  for (let i = 0; i < messages.length; i += BATCH) await publishAll(nc, messages.slice(i, i + BATCH));
   const rate = EVENTS / ((performance.now() - started) / 1000);
   await nc.close();
   return rate;

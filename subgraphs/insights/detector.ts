@@ -126,7 +126,7 @@ export class InsightDetector {
     if (!due.length) return 0;
     // Published after commit; a version's message id makes a retry after a failed publish harmless.
     await publishAll(
-      this.broker.js,
+      this.broker.nc,
       due.map((row) => ({
         subject: subjects.insight(tenant, row.context),
         body: envelope({

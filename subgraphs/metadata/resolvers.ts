@@ -3,8 +3,8 @@ import { withTenant, withTenantRead } from '../../db/pool.ts';
 import { appError } from '../../lib/errors.ts';
 import { formulaReferences, parseFormula } from '../../lib/formula.ts';
 import type { PlatformDeps, SubgraphContext } from '../../lib/subgraphServer.ts';
-import { publishJson } from '../../streams/connection.ts';
 import { envelope } from '../../streams/envelope.ts';
+import { publishAll } from '../../streams/publisher.ts';
 import { subjects } from '../../streams/subjects.ts';
 import { kpiStore, type StoredKpi } from './store.ts';
 import { assertNoIssues, checkFormula, normaliseKpiInput, type KpiInput } from './validate.ts';
@@ -61,18 +61,19 @@ export const resolvers = {
       // Published after commit with a message id per version: a retried call publishes the same message.
       const messageId = `kpi:${tenant}:${kpi.code}:v${kpi.version}`;
       try {
-        await publishJson(
-          context.broker.js,
-          subjects.metadataChanged(tenant),
-          envelope({
-            eventType: 'kpi.defined',
-            source: 'metadata',
-            tenant,
-            eventId: messageId,
-            payload: kpi,
-          }),
-          messageId,
-        );
+        await publishAll(context.broker.nc, [
+          {
+            subject: subjects.metadataChanged(tenant),
+            body: envelope({
+              eventType: 'kpi.defined',
+              source: 'metadata',
+              tenant,
+              eventId: messageId,
+              payload: kpi,
+            }),
+            msgID: messageId,
+          },
+        ]);
       } catch (error) {
         context.logger.error(
           { err: error, code: kpi.code },

@@ -147,7 +147,7 @@ export class KpiValuePublisher {
       return out;
     });
     await publishAll(
-      this.broker.js,
+      this.broker.nc,
       messages.map(({ payload }) => ({
         subject: subjects.kpi(tenant, payload.kpi.code),
         body: envelope({ eventType: 'kpi.value', source: 'calculator', tenant, payload }),

@@ -50,7 +50,7 @@ export async function ingestEvents(
   const correlationId = context.requestId;
   try {
     const { duplicate } = await publishAll(
-      context.broker.js,
+      context.broker.nc,
       fresh.map(([id, event]) => eventMessage(tenant, id, event, correlationId)),
     );
     const already = duplicate.filter(Boolean).length;

@@ -10,8 +10,9 @@ import {
   type RedisPubSub,
   type ReportProgress,
 } from '../../lib/redis.ts';
-import { publishJson, type Broker } from '../../streams/connection.ts';
+import type { Broker } from '../../streams/connection.ts';
 import { envelope } from '../../streams/envelope.ts';
+import { publishAll } from '../../streams/publisher.ts';
 import { subjects } from '../../streams/subjects.ts';
 import { generationStore, reportStore, type GenerationRow } from './store.ts';
 
@@ -68,12 +69,19 @@ export async function enqueueGeneration(
   const job: ReportJob = { generationId: generation.id, reportId };
   const msgID = `${tenant}:${generation.id}`;
   try {
-    await publishJson(
-      deps.broker.js,
-      subjects.reportJobs(tenant),
-      envelope({ eventType: 'report.job', source: 'reports', tenant, eventId: generation.id, payload: job }),
-      msgID,
-    );
+    await publishAll(deps.broker.nc, [
+      {
+        subject: subjects.reportJobs(tenant),
+        body: envelope({
+          eventType: 'report.job',
+          source: 'reports',
+          tenant,
+          eventId: generation.id,
+          payload: job,
+        }),
+        msgID,
+      },
+    ]);
   } catch (error) {
     const reason = `the job could not be queued: ${(error as Error).message}`;
     deps.logger?.error({ err: error, reportId, generationId: generation.id }, 'report job not published');
