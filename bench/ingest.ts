@@ -179,7 +179,7 @@ export async function benchIngest(): Promise<void> {
     printTable(
       `ingest: ${EVENTS} events per run, batches of ${BATCH}, ${CLIENTS} clients, median of ${ROUNDS}`,
       [
-        ['raw JetStream publish (bounded in-flight acks)', raw, 1],
+        ['raw JetStream async publish (256 acks outstanding)', raw, 1],
         ['raw Postgres COPY into a table like events', median(results.copy), median(results.copy) / raw],
         [
           'ingestEvents via gateway, acknowledged',
