@@ -1,9 +1,13 @@
 // Gateway subscriptions over real NATS and real sockets: graphql-ws and SSE, snapshots, resume by
 // cursor, tenancy and roles, and shared execution. KPI values are published on the KPI stream the way
 // the calculator does, so that every count is exact (test/liveKpis.test.ts runs the real pipeline).
+import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../db/pool.ts';
 import { decodeCursor } from '../streams/cursor.ts';
+import { envelope } from '../streams/envelope.ts';
+import { publishAll } from '../streams/publisher.ts';
+import { subjects } from '../streams/subjects.ts';
 import {
   createRedisPubSub,
   publishReportProgress,
@@ -201,6 +205,54 @@ describe('slow subscribers', () => {
     received.close();
     await fast.dispose();
   }, 60_000);
+
+  it('closes a subscriber that stops reading with 1013 once its queue overflows, and keeps serving the others', async () => {
+    // newInsights is not conflated: every value queues. 2,000 values of 20 KB outgrow the kernel's socket
+    // buffers (a few MB on loopback), the 4 KB the gateway lets build up in a socket, and the queue of
+    // 1,000 (SUBSCRIBER_QUEUE_LIMIT).
+    const query = 'subscription { newInsights(context: "flood") { title } }';
+    const slow = await rawSubscriber(platform.gatewayUrl, viewer, query);
+    const fast = wsClient(platform.gatewayUrl, viewer);
+    const received = wsSubscribe<{ title: string }>(fast, query, {}, 'newInsights');
+    const active = () => metric('pulsegraph_subscriptions_active{transport="ws"}');
+    await expect.poll(active, { timeout: 10_000 }).toBe(2);
+    const overflowsBefore = await metric('pulsegraph_subscription_overflows_total');
+    slow.pause();
+    const blob = 'x'.repeat(20_000);
+    const nc = await connect({ servers: platform.nats.url });
+    const titles = Array.from({ length: 2_000 }, (_, i) => `flood ${i} ${blob}`);
+    await publishAll(
+      nc,
+      titles.map((title, i) => ({
+        subject: subjects.insight('acme', 'flood'),
+        body: envelope({
+          eventType: 'insight.anomaly',
+          source: 'test',
+          tenant: 'acme',
+          payload: { id: `flood-${i}`, context: 'flood', title },
+        }),
+        msgID: `flood-${i}`,
+      })),
+    );
+    await nc.close();
+    const fastTitles = (await received.until(2_000, 60_000)).map((v) => v.title);
+    expect(fastTitles).toEqual(titles);
+    await expect.poll(() => metric('pulsegraph_subscription_overflows_total')).toBe(overflowsBefore + 1);
+    slow.resume();
+    expect(await slow.closed).toEqual({
+      code: 1013,
+      reason: 'too slow: reconnect and resume from your last cursor',
+    });
+    // What it had been sent before the close arrives in order, with nothing skipped.
+    const got: string[] = [];
+    while (slow.unread)
+      got.push(((await slow.next()) as { newInsights: { title: string } }).newInsights.title);
+    expect(got.length).toBeGreaterThan(0);
+    expect(got.length).toBeLessThan(2_000);
+    expect(got).toEqual(titles.slice(0, got.length));
+    received.close();
+    await fast.dispose();
+  }, 120_000);
 });
 
 describe('metricUpdates and newInsights', () => {

@@ -213,7 +213,16 @@ export async function rawSubscriber(graphqlUrl: string, token: string, query: st
   await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
   socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
   const tcp = (socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    socket.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() })),
+  );
   return {
+    /** The close code and reason, once the socket has closed. */
+    closed,
+    /** How many `next` messages have arrived and not been read with next(). */
+    get unread() {
+      return inbox.length;
+    },
     async next(): Promise<unknown> {
       while (inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));
       return inbox.shift();
