@@ -51,8 +51,12 @@ describe('publishAll', () => {
   });
 
   it('flags the ids the stream already had, with the sequence they were first stored at', async () => {
+    const jsm = await jetstreamManager(broker.nc);
+    const stored = async () => (await jsm.streams.info('PUBTEST_A')).state.messages;
     const first = await publishAll(broker.nc, batch('again', 'pubtest.a.again', 10));
+    const before = await stored();
     const mixed = await publishAll(broker.nc, batch('again', 'pubtest.a.again', 10, 5)); // ids 5..14
+    expect(await stored()).toBe(before + 5); // the stream grew by the new ids only
     expect(mixed.duplicate).toEqual([true, true, true, true, true, false, false, false, false, false]);
     expect(mixed.seq.slice(0, 5)).toEqual(first.seq.slice(5));
     expect(Math.min(...mixed.seq.slice(5))).toBeGreaterThan(Math.max(...first.seq));
