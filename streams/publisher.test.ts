@@ -73,6 +73,23 @@ describe('publishAll', () => {
     expect((await jsm.streams.info('PUBTEST_B')).state.messages).toBe(300);
   });
 
+  it('ignores a stray message on its reply subjects that names no message of the batch', async () => {
+    // A core subscriber sees each message's reply subject, and answers on a sibling of it first.
+    const spy = broker.nc.subscribe('pubtest.a.stray', {
+      callback: (_error, message) => {
+        const sibling = message.reply!.replace(/\.\d+$/, '');
+        broker.nc.publish(`${sibling}.junk`, '{"stream":"PUBTEST_A","seq":999999}');
+        broker.nc.publish(`${sibling}.99`, '{"stream":"PUBTEST_A","seq":999999}');
+      },
+    });
+    await broker.nc.flush();
+    const { seq } = await publishAll(broker.nc, batch('stray', 'pubtest.a.stray', 3));
+    const jsm = await jetstreamManager(broker.nc);
+    for (const [index, at] of seq.entries())
+      expect((await jsm.streams.getMessage('PUBTEST_A', { seq: at }))?.json()).toEqual({ n: index });
+    spy.unsubscribe();
+  });
+
   it('resolves an empty batch without publishing', async () => {
     await expect(publishAll(broker.nc, [])).resolves.toEqual({ duplicate: [], seq: [] });
   });

@@ -94,7 +94,8 @@ function publishBatch(
       else resolve({ duplicate, seq });
     };
     const batch = acksOf(nc).open((index, message) => {
-      if (index >= sent || seq[index] || duplicate[index]) return; // not ours, or an ack seen twice
+      // Not one of ours (an index this batch never sent), or an ack seen twice.
+      if (!Number.isInteger(index) || index < 0 || index >= sent || seq[index] || duplicate[index]) return;
       const ack = readAck(message, messages[index]!.subject);
       if (ack instanceof Error) return settle(ack);
       seq[index] = ack.seq;
