@@ -119,6 +119,18 @@ function report(count: number, runs: Record<Server, PhaseResult[]>, calibration:
     `server CPU ms per update (median): gateway ${cpu('gateway')}, raw ws ${cpu('raw')}, ` +
       `graphql-ws ${cpu('graphql-ws')}`,
   );
+  // p99 over 10,000 subscribers follows a phase's slowest updates: which updates were slow, and by how much.
+  console.log('slowest updates by phase (ms until the last subscriber had it; update number in brackets):');
+  for (const run of phases) {
+    const slowest = run.lastReceipts
+      .map((ms, update) => ({ ms, update: update + 1 }))
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 3)
+      .map(({ ms, update }) => `${ms.toFixed(0)} [${update}]`);
+    console.log(
+      `  ${run.name.padEnd(16)} median ${median(run.lastReceipts).toFixed(0)}, slowest ${slowest.join(', ')}`,
+    );
+  }
   const outOfOrder = phases.reduce((sum, run) => sum + run.outOfOrder, 0);
   if (outOfOrder) console.log(`${outOfOrder} values arrived twice or out of order`);
 }

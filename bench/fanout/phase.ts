@@ -12,6 +12,8 @@ export interface PhaseResult {
   updates: number;
   /** Publish-to-receipt latencies in ms, one per update a subscriber received. */
   latencies: number[];
+  /** Per measured update, in order: its slowest receipt in ms (when the fan-out reached the last subscriber). */
+  lastReceipts: number[];
   /** Subscribers that received a value again or out of order (values only grow). */
   outOfOrder: number;
   /** Server CPU time (user + system) from the first update until the last arrived, per update. */
@@ -49,6 +51,7 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
   const { name, server, updates } = options;
   const sentAt = new Map<number, number>();
   const latencies: number[] = [];
+  const lastReceipt = new Map<number, number>();
   const subscribers = await openSubscribers({
     url: server.wsUrl,
     count: options.subscribers,
@@ -56,7 +59,9 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
     handshake: options.handshake,
     onValue(value, receivedAt) {
       const published = sentAt.get(value);
-      if (published !== undefined) latencies.push(receivedAt - published);
+      if (published === undefined) return;
+      latencies.push(receivedAt - published);
+      lastReceipt.set(value, Math.max(lastReceipt.get(value) ?? 0, receivedAt - published));
     },
   });
   try {
@@ -85,6 +90,7 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
       subscribers: options.subscribers,
       updates,
       latencies,
+      lastReceipts: [...sentAt.keys()].map((value) => lastReceipt.get(value) ?? NaN),
       outOfOrder: subscribers.outOfOrder,
       cpuMsPerUpdate,
       rssMiB: residentMiB(server.pid),
