@@ -206,7 +206,11 @@ describe('StreamFeeds against nats-server', () => {
         seen.push({ seq: m.seq, body: m.body });
         return Promise.resolve();
       });
-      await new Promise((resolve) => setTimeout(resolve, 6_500)); // past the 5 s of one JetStream request
+      // Stalled until a read has failed (a JetStream request times out after 5 s), however late a busy
+      // machine sends the first one: a fixed wait let the request go out late enough to be answered.
+      await expect
+        .poll(() => lines.join(''), { timeout: 20_000, interval: 100 })
+        .toContain('replay read failed; resuming');
       process.kill(own.nats.pid!, 'SIGCONT');
       await replay;
     } finally {
@@ -214,8 +218,7 @@ describe('StreamFeeds against nats-server', () => {
     }
     expect(seen.map((m) => m.seq)).toEqual(seqs.slice(5));
     expect(seen.map((m) => m.body)).toEqual(seqs.slice(5).map((_, i) => ({ n: i + 5 })));
-    expect(lines.join('')).toContain('replay read failed; resuming');
-  }, 30_000);
+  }, 40_000);
 
   it('dispatches what was published, then ends and tells its listeners once its connection is closed', async () => {
     const closing = await connectBroker(own.nats.url, 'feeds-closing-test');
