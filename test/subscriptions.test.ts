@@ -1,13 +1,9 @@
 // Gateway subscriptions over real NATS and real sockets: graphql-ws and SSE, snapshots, resume by
 // cursor, tenancy and roles, and shared execution. KPI values are published on the KPI stream the way
 // the calculator does, so that every count is exact (test/liveKpis.test.ts runs the real pipeline).
-import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../db/pool.ts';
 import { decodeCursor } from '../streams/cursor.ts';
-import { envelope } from '../streams/envelope.ts';
-import { publishAll } from '../streams/publisher.ts';
-import { subjects } from '../streams/subjects.ts';
 import {
   createRedisPubSub,
   publishReportProgress,
@@ -19,6 +15,7 @@ import { services } from './support/services.ts';
 import {
   gatewayMetric,
   publishInsight,
+  publishInsights,
   publishKpiValues,
   rawSubscriber,
   sseSubscribe,
@@ -208,7 +205,7 @@ describe('slow subscribers', () => {
 
   it('closes a subscriber that stops reading with 1013 once its queue overflows, and keeps serving the others', async () => {
     // newInsights is not conflated: every value queues. 2,000 values of 20 KB outgrow the kernel's socket
-    // buffers (a few MB on loopback), the 4 KB the gateway lets build up in a socket, and the queue of
+    // buffers (a few MB on loopback), the 8 frames the gateway lets wait on a socket, and the queue of
     // 1,000 (SUBSCRIBER_QUEUE_LIMIT).
     const query = 'subscription { newInsights(context: "flood") { title } }';
     const slow = await rawSubscriber(platform.gatewayUrl, viewer, query);
@@ -219,22 +216,12 @@ describe('slow subscribers', () => {
     const overflowsBefore = await metric('pulsegraph_subscription_overflows_total');
     slow.pause();
     const blob = 'x'.repeat(20_000);
-    const nc = await connect({ servers: platform.nats.url });
     const titles = Array.from({ length: 2_000 }, (_, i) => `flood ${i} ${blob}`);
-    await publishAll(
-      nc,
-      titles.map((title, i) => ({
-        subject: subjects.insight('acme', 'flood'),
-        body: envelope({
-          eventType: 'insight.anomaly',
-          source: 'test',
-          tenant: 'acme',
-          payload: { id: `flood-${i}`, context: 'flood', title },
-        }),
-        msgID: `flood-${i}`,
-      })),
+    await publishInsights(
+      platform.nats.url,
+      'acme',
+      titles.map((title, i) => ({ id: `flood-${i}`, context: 'flood', title })),
     );
-    await nc.close();
     const fastTitles = (await received.until(2_000, 60_000)).map((v) => v.title);
     expect(fastTitles).toEqual(titles);
     await expect.poll(() => metric('pulsegraph_subscription_overflows_total')).toBe(overflowsBefore + 1);

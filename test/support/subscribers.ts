@@ -1,10 +1,12 @@
 // Test clients for the gateway's subscriptions: graphql-ws over a real WebSocket and SSE over a real
 // HTTP stream, each collecting what it receives; and a stand-in KPI calculator that publishes values.
 import { jetstream } from '@nats-io/jetstream';
+import { randomUUID } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { envelope } from '../../streams/envelope.ts';
+import { publishAll } from '../../streams/publisher.ts';
 import { subjects } from '../../streams/subjects.ts';
 import { metricOf } from '../../subgraphs/metrics/metricShape.ts';
 
@@ -178,20 +180,33 @@ export async function publishKpiValues(
   }
 }
 
-/** Publishes an insight on the INSIGHTS stream as the detector does. */
-export async function publishInsight(
+/** Publishes insights on the INSIGHTS stream as the detector does, in order, each with a message id of its own. */
+export async function publishInsights(
   natsUrl: string,
   tenant: string,
-  insight: { context: string } & Record<string, unknown>,
+  insights: Array<{ context: string } & Record<string, unknown>>,
 ): Promise<void> {
   const nc = await connect({ servers: natsUrl });
   try {
-    const payload = envelope({ eventType: 'insight', source: 'test', tenant, payload: insight });
-    await jetstream(nc).publish(subjects.insight(tenant, insight.context), JSON.stringify(payload));
+    await publishAll(
+      nc,
+      insights.map((insight) => ({
+        subject: subjects.insight(tenant, insight.context),
+        body: envelope({ eventType: 'insight', source: 'test', tenant, payload: insight }),
+        msgID: randomUUID(),
+      })),
+    );
   } finally {
     await nc.close();
   }
 }
+
+/** Publishes one insight on the INSIGHTS stream as the detector does. */
+export const publishInsight = (
+  natsUrl: string,
+  tenant: string,
+  insight: { context: string } & Record<string, unknown>,
+): Promise<void> => publishInsights(natsUrl, tenant, [insight]);
 
 /**
  * A bare graphql-transport-ws subscriber over `ws` whose socket can stop reading (pause), to play a
