@@ -15,6 +15,7 @@ import type { Caller } from '../execution/subgraphFetcher.ts';
 import type { Gateway } from '../gateway.ts';
 import { subscriptionMetrics } from '../subscriptions/metrics.ts';
 import type { Delivery, Outbox } from '../subscriptions/outbox.ts';
+import { nextPrefix, writeNextFrame } from './frames.ts';
 import { admitOperation, prepareOperation, runOperation, type PreparedOperation } from './operations.ts';
 
 /** Close code for a subscriber too slow to keep up: reconnect and resume from the last cursor. */
@@ -40,14 +41,19 @@ interface OperationContext {
 const MAX_IN_FLIGHT = 8;
 
 /**
- * Writes a subscription's results straight to the socket as `next` frames around the result each
- * group serialized once, instead of letting graphql-ws serialize it again per subscriber. graphql-ws
- * still owns the protocol: it iterates what this returns, which ends when the queue ends and every
- * frame is written (then it sends `complete`), and its `return()` (client `complete`, socket closed)
- * closes the queue.
+ * Writes a subscription's results to the connection's socket as `next` frames around the result each
+ * group serialized once (frames.ts), instead of letting graphql-ws serialize it again per subscriber.
+ * graphql-ws still owns the protocol: it iterates what this returns, which ends when the queue ends and
+ * every frame is written (then it sends `complete`), and its `return()` (client `complete`, socket
+ * closed) closes the queue.
  */
-function writeFrames(outbox: Outbox, socket: WebSocket, id: string): AsyncIterableIterator<ExecutionResult> {
-  const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+function writeFrames(
+  outbox: Outbox,
+  socket: WebSocket,
+  stream: Duplex,
+  id: string,
+): AsyncIterableIterator<ExecutionResult> {
+  const prefix = nextPrefix(id);
   let inFlight = 0;
   let room: (() => void) | undefined;
   const written = () => {
@@ -56,7 +62,7 @@ function writeFrames(outbox: Outbox, socket: WebSocket, id: string): AsyncIterab
   };
   const send = (delivery: Delivery) => {
     inFlight++;
-    socket.send(`${prefix}${delivery.json()}}`, written);
+    writeNextFrame(stream, prefix, delivery, written);
   };
   // While this subscriber keeps up, the fan-out writes its frames directly; the loop below writes what
   // was queued instead (frames in flight at the limit).
@@ -105,13 +111,24 @@ export function attachWebSocket(
   },
 ) {
   const maxSubscriptions = options.maxSubscriptions ?? 200;
-  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes });
+  // Without permessage-deflate `ws` writes every message to the socket at once, so frames.ts may write
+  // `next` frames to the same socket in between (in order) instead of going through `ws`.
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: options.maxMessageBytes,
+    perMessageDeflate: false,
+  });
+  /** The socket under each WebSocket, which subscription frames are written to. */
+  const streams = new WeakMap<WebSocket, Duplex>();
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (request.url?.split('?')[0] !== '/graphql') return socket.destroy();
     if (!webSocketOriginAllowed(request, options.corsOrigins ?? [])) {
       return void socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     }
-    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      streams.set(ws, socket);
+      wss.emit('connection', ws, request);
+    });
   };
   server.on('upgrade', onUpgrade);
   wss.on('connection', (ws: WebSocket) => {
@@ -201,7 +218,7 @@ export function attachWebSocket(
         onOverflow: () => socket.close(SLOW_CONSUMER, 'too slow: reconnect and resume from your last cursor'),
       },
     );
-    if (Symbol.asyncIterator in outcome) return writeFrames(outcome, socket, id);
+    if (Symbol.asyncIterator in outcome) return writeFrames(outcome, socket, streams.get(socket)!, id);
     return { result: outcome, json: () => JSON.stringify(outcome) } as unknown as ExecutionResult;
   }
 
