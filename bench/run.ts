@@ -1,6 +1,7 @@
 // npm run bench [-- name] [-- --quick]: runs every benchmark, or the named one, and prints tables of ratios.
 import { benchDashboard } from './dashboard.ts';
 import { benchFanout } from './fanout.ts';
+import { benchFanoutWrites } from './fanoutWrites.ts';
 import { benchGateway } from './gateway.ts';
 import { benchIngest } from './ingest.ts';
 import { benchKpiQuery } from './kpiQuery.ts';
@@ -8,6 +9,7 @@ import { benchKpiQuery } from './kpiQuery.ts';
 const benches: Record<string, () => Promise<void>> = {
   ingest: benchIngest,
   fanout: benchFanout,
+  'fanout-writes': benchFanoutWrites,
   gateway: benchGateway,
   'kpi-query': benchKpiQuery,
   dashboard: benchDashboard,
