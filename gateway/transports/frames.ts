@@ -61,8 +61,9 @@ export function writeNextFrame(
   if (header + length <= COPY_LIMIT) {
     const frame = Buffer.allocUnsafe(header + length);
     writeHeader(frame, length);
-    prefix.copy(frame, header);
-    result.copy(frame, header + prefix.length);
+    // TypedArray set: Buffer's copy() makes a view of its source first, per call.
+    frame.set(prefix, header);
+    frame.set(result, header + prefix.length);
     stream.write(frame, written);
     return;
   }
