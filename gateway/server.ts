@@ -150,6 +150,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     logger,
     connectionInitTimeoutMs: config.WS_CONNECTION_INIT_TIMEOUT_MS,
     maxMessageBytes: config.WS_MAX_MESSAGE_BYTES,
+    keepAliveMs: config.WS_KEEPALIVE_MS,
     maxSubscriptions: config.MAX_SUBSCRIPTIONS_PER_CONNECTION,
     corsOrigins: config.CORS_ORIGINS,
   });

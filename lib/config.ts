@@ -116,6 +116,9 @@ const schema = z.object({
   // graphql-ws: time a client has to send connection_init, and the largest message it may send.
   WS_CONNECTION_INIT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(3_000),
   WS_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(262_144),
+  // graphql-ws: each socket is pinged this often, and terminated when no pong came within as long again
+  // (a peer gone without a close); 0 turns pings off. Each ping is a write and a read per socket.
+  WS_KEEPALIVE_MS: z.coerce.number().int().min(0).max(3_600_000).default(12_000),
   // Results a subscriber may have queued (after conflation) before it is closed as too slow.
   SUBSCRIBER_QUEUE_LIMIT: z.coerce.number().int().min(4).max(1_000_000).default(1_000),
   // Subscriptions one graphql-ws connection may run at once; the next is refused (MAX_SUBSCRIPTIONS_EXCEEDED).

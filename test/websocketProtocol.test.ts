@@ -1,5 +1,5 @@
 // The graphql-transport-ws protocol at the gateway, frame by frame over a raw socket: the close codes
-// of graphql-ws's PROTOCOL.md, ping/pong, errors that end one operation but keep the socket.
+// of graphql-ws's PROTOCOL.md, ping/pong, keepalive, errors that end one operation but keep the socket.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { signDevToken } from '../lib/devKeys.ts';
@@ -16,9 +16,9 @@ interface Frame {
 }
 
 /** A raw graphql-transport-ws socket: what it received, and how it closed. */
-async function open(protocol = 'graphql-transport-ws') {
+async function open(protocol = 'graphql-transport-ws', options: WebSocket.ClientOptions = {}) {
   const url = platform.gatewayUrl.replace(/^http/, 'ws');
-  const socket = protocol ? new WebSocket(url, protocol) : new WebSocket(url);
+  const socket = protocol ? new WebSocket(url, protocol, options) : new WebSocket(url, options);
   const frames: Frame[] = [];
   const closed = new Promise<{ code: number; reason: string }>((resolve) =>
     socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
@@ -42,8 +42,10 @@ async function open(protocol = 'graphql-transport-ws') {
 
 const KPI = { query: 'subscription { kpiUpdated(codes: ["orders"]) { value } }' };
 
+const KEEPALIVE_MS = 2_000;
+
 beforeAll(async () => {
-  platform = await startTestPlatform();
+  platform = await startTestPlatform({ env: { WS_KEEPALIVE_MS: String(KEEPALIVE_MS) } });
   viewer = await platform.token('acme', ['viewer']);
 }, 60_000);
 afterAll(() => platform?.stop());
@@ -90,6 +92,26 @@ describe('graphql-ws close codes', () => {
     junk.send('{"not":"a protocol message"}');
     expect((await junk.closed).code).toBe(4400);
   });
+});
+
+describe('keepalive (WS_KEEPALIVE_MS)', () => {
+  it('pings every socket, keeps one that answers, and terminates one that stops answering', async () => {
+    const answering = await open();
+    const silent = await open('graphql-transport-ws', { autoPong: false });
+    await answering.init();
+    await silent.init();
+    const pings = { answering: 0, silent: 0 };
+    answering.socket.on('ping', () => pings.answering++);
+    silent.socket.on('ping', () => pings.silent++);
+    const started = Date.now();
+    // Terminated, not closed: no close frame reaches the client (1006).
+    expect((await silent.closed).code).toBe(1006);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(KEEPALIVE_MS);
+    expect(pings.silent).toBeGreaterThanOrEqual(1);
+    expect(pings.answering).toBeGreaterThanOrEqual(1);
+    expect(answering.socket.readyState).toBe(WebSocket.OPEN);
+    answering.socket.close();
+  }, 20_000);
 });
 
 describe('graphql-ws operations', () => {

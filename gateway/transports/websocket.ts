@@ -104,6 +104,8 @@ export function attachWebSocket(
     logger: Logger;
     connectionInitTimeoutMs: number;
     maxMessageBytes: number;
+    /** Ping interval, and how long a pong may take before the socket is terminated; 0: no pings (WS_KEEPALIVE_MS). */
+    keepAliveMs?: number;
     /** Subscriptions one connection may run at once (MAX_SUBSCRIPTIONS_PER_CONNECTION). */
     maxSubscriptions?: number;
     /** Browser origins allowed besides the gateway's own (CORS_ORIGINS). */
@@ -199,7 +201,7 @@ export function attachWebSocket(
         (result as unknown as Delivery).result as ExecutionResult,
     },
     wss,
-    12_000,
+    options.keepAliveMs ?? 12_000,
   );
 
   async function run(args: ExecutionArgs): Promise<AsyncIterable<ExecutionResult> | ExecutionResult> {
