@@ -219,10 +219,10 @@ describe('persisted-only mode', () => {
 });
 
 /** What every APQ store does, run against each. */
-function storeContract(name: string, create: (ttlSeconds: number) => ApqStore) {
+function storeContract(name: string, create: (ttlSeconds: number) => ApqStore | Promise<ApqStore>) {
   describe(`${name} APQ store`, () => {
     it('returns what was set, and nothing for an unknown hash', async () => {
-      const store = create(60);
+      const store = await create(60);
       try {
         const query = fresh();
         expect(await store.get(sha256Hex(query))).toBeUndefined();
@@ -234,7 +234,7 @@ function storeContract(name: string, create: (ttlSeconds: number) => ApqStore) {
     });
 
     it('serves a registration made through another instance (one store, several gateways)', async () => {
-      const [first, second] = [create(60), create(60)];
+      const [first, second] = await Promise.all([create(60), create(60)]);
       try {
         const query = fresh();
         await first.set(sha256Hex(query), query);
@@ -268,7 +268,7 @@ describe('memory APQ store', () => {
 
 describe('redis APQ store', () => {
   it('keeps each document under apq:<hash> with the TTL', async () => {
-    const store = createRedisApqStore({ url: services().redisUrl, ttlSeconds: 120, logger });
+    const store = await createRedisApqStore({ url: services().redisUrl, ttlSeconds: 120, logger });
     const redis = new Redis(services().redisUrl);
     try {
       const query = fresh();
@@ -286,7 +286,7 @@ describe('redis APQ store', () => {
 
   it('answers a miss, not an error, while Redis is unreachable', async () => {
     // A port nothing listens on: every command fails.
-    const store = createRedisApqStore({ url: 'redis://127.0.0.1:1', ttlSeconds: 60, logger });
+    const store = await createRedisApqStore({ url: 'redis://127.0.0.1:1', ttlSeconds: 60, logger });
     try {
       await expect(store.set(KPIS_HASH, KPIS)).resolves.toBeUndefined();
       await expect(store.get(KPIS_HASH)).resolves.toBeUndefined();

@@ -7,7 +7,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { GraphQLError } from 'graphql';
-import { Redis } from 'ioredis';
 import { Counter } from 'prom-client';
 import { ConfigError, type Config } from '../lib/config.ts';
 import { appError } from '../lib/errors.ts';
@@ -152,8 +151,14 @@ export function apqKey(hash: string): string {
  * shared by every gateway replica. A lookup is a cache read: when Redis fails or is slow it counts as a
  * miss (logged), and the client sends the text again, rather than holding the request.
  */
-export function createRedisApqStore(options: { url: string; ttlSeconds: number; logger: Logger }): ApqStore {
+export async function createRedisApqStore(options: {
+  url: string;
+  ttlSeconds: number;
+  logger: Logger;
+}): Promise<ApqStore> {
   const { logger } = options;
+  // Loaded here: a gateway without REDIS_URL never loads ioredis (gateway/server.ts).
+  const { Redis } = await import('ioredis');
   const redis = new Redis(options.url, {
     retryStrategy: (attempt) => Math.min(attempt * 250, 5_000),
     maxRetriesPerRequest: 1,
@@ -308,7 +313,7 @@ export async function configurePersistedOperations(
   const store =
     persistedOnly || !config.REDIS_URL
       ? createMemoryApqStore({ ttlSeconds })
-      : createRedisApqStore({ url: config.REDIS_URL, ttlSeconds, logger });
+      : await createRedisApqStore({ url: config.REDIS_URL, ttlSeconds, logger });
   logger.info(
     {
       manifest: config.PERSISTED_OPERATIONS_PATH,

@@ -14,7 +14,7 @@
 // the budget follows the caller, so refreshing or minting another token for the same subject does not
 // buy a fresh budget, and the keys stay bounded by the number of callers rather than of tokens.
 import { createHash } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis as RedisClient } from 'ioredis';
 import { Counter } from 'prom-client';
 import type { Principal } from '../lib/auth.ts';
 import type { Config } from '../lib/config.ts';
@@ -308,7 +308,7 @@ function memoryStore(): CountStore {
   };
 }
 
-type ScriptedRedis = Redis & {
+type ScriptedRedis = RedisClient & {
   slidingWindow(keyCount: number, ...keysAndArgs: Array<string | number>): Promise<number[]>;
 };
 
@@ -322,6 +322,8 @@ const WARN_INTERVAL_MS = 10_000;
 
 /** Counts in Redis, shared by every gateway instance. */
 async function redisStore(url: string, logger: Logger): Promise<CountStore> {
+  // Loaded here: a gateway without REDIS_URL never loads ioredis (gateway/server.ts).
+  const { Redis } = await import('ioredis');
   const redis = new Redis(url, {
     // Requests must not queue behind an outage: while disconnected a check fails at once (and is
     // admitted, below), and a slow Redis costs a request at most REDIS_TIMEOUT_MS.

@@ -6,7 +6,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
-import { withTenant } from '../db/pool.ts';
 import { authorize, bearerToken, type TokenVerifier } from '../lib/auth.ts';
 import { errorCodeOf } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -91,6 +90,8 @@ export function createReportDownload(
       throw refuse('SERVICE_UNAVAILABLE', 'report downloads need the gateway to have DATABASE_URL');
     }
     const id = generationIdOf(req.url!);
+    // Loaded here: a gateway without DATABASE_URL never loads pg (server.ts).
+    const { withTenant } = await import('../db/pool.ts');
     // Row-level security: another tenant's generation is simply not there, so it is a 404, not a 403.
     const found = await withTenant(options.pool, principal.tenant, async (client) => {
       const generation = await generationStore.get(client, id);

@@ -2,7 +2,6 @@
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import { createPool, pingDatabase } from '../db/pool.ts';
 import { createTokenVerifier } from '../lib/auth.ts';
 import type { Config } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -16,8 +15,6 @@ import {
   type ReadinessChecks,
   type RunningService,
 } from '../lib/service.ts';
-import { connectBroker, pingBroker } from '../streams/connection.ts';
-import { StreamFeeds } from '../streams/feeds.ts';
 import { createDashboardAssets, isDashboardPath } from './dashboardAssets.ts';
 import { createGateway } from './gateway.ts';
 import { createHttpSecurity } from './httpSecurity.ts';
@@ -36,13 +33,33 @@ function subgraphReady(graphqlUrl: string): () => Promise<boolean> {
   return async () => (await fetch(readyUrl, { signal: AbortSignal.timeout(2_000) })).ok;
 }
 
+// The clients of NATS and Postgres (and of Redis: rateLimit.ts, persistedOperations.ts) are loaded only
+// when their URL is set: the gateway alone over any supergraph (`npm run gateway`) carries none of them.
+
+/** NATS for subscriptions: the broker, the gateway's stream feeds and a readiness probe. */
+async function connectStreams(url: string, logger: Logger) {
+  const [{ connectBroker, pingBroker }, { StreamFeeds }] = await Promise.all([
+    import('../streams/connection.ts'),
+    import('../streams/feeds.ts'),
+  ]);
+  const broker = await connectBroker(url, 'gateway', logger);
+  return { broker, feeds: new StreamFeeds(broker.nc, broker.js, logger), ready: () => pingBroker(broker.nc) };
+}
+
+/** Postgres for report downloads: a small pool and a readiness probe. */
+async function openDatabase(url: string) {
+  const { createPool, pingDatabase } = await import('../db/pool.ts');
+  const pool = createPool(url, 2, 'gateway');
+  return { pool, ready: () => pingDatabase(pool) };
+}
+
 /** Starts the gateway over the supergraph at config.SUPERGRAPH_PATH on config.GATEWAY_PORT. */
 export async function startGateway(config: Config, logger: Logger): Promise<RunningService> {
   // First: PERSISTED_ONLY=true without a readable manifest stops the gateway before it connects anywhere.
   const persistedOperations = await configurePersistedOperations(config, logger);
   const verifier = await createTokenVerifier(config);
-  const broker = config.NATS_URL ? await connectBroker(config.NATS_URL, 'gateway', logger) : undefined;
-  const feeds = broker ? new StreamFeeds(broker.nc, broker.js, logger) : undefined;
+  const streams = config.NATS_URL ? await connectStreams(config.NATS_URL, logger) : undefined;
+  const feeds = streams?.feeds;
   const rateLimiter = await createRateLimiter({
     budgets: budgetsOf(config),
     burst: config.RATE_LIMIT_BURST,
@@ -88,9 +105,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   const readiness: ReadinessChecks = Object.fromEntries(
     Object.entries(gateway.subgraphUrls).map(([name, url]) => [name, subgraphReady(url)]),
   );
-  const pool = config.DATABASE_URL ? createPool(config.DATABASE_URL, 2, 'gateway') : undefined;
-  if (pool) readiness['postgres'] = () => pingDatabase(pool);
-  if (broker) readiness['nats'] = () => pingBroker(broker.nc);
+  const database = config.DATABASE_URL ? await openDatabase(config.DATABASE_URL) : undefined;
+  const pool = database?.pool;
+  if (database) readiness['postgres'] = database.ready;
+  if (streams) readiness['nats'] = streams.ready;
   collectProcessMetrics();
   const ingestEndpoint = createIngestEndpoint({
     yoga: gateway.yoga,
@@ -174,7 +192,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
       await gateway.close();
       await rateLimiter.close();
       feeds?.close();
-      await broker?.close();
+      await streams?.broker.close();
       await pool?.end();
     },
   };
