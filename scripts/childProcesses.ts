@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 
 /** How a child process ended. */
 export interface ExitStatus {
@@ -118,19 +120,38 @@ export async function stopChild(
   return exited;
 }
 
+/**
+ * Calls onLine with each line a stream writes, whole: a line (or a UTF-8 character) split across chunks
+ * is put back together, and a last line without a newline comes at the end. Returns a function that stops.
+ */
+export function eachLine(stream: Readable, onLine: (line: string) => void): () => void {
+  const decoder = new StringDecoder('utf8');
+  let partial = '';
+  const onData = (chunk: Buffer) => {
+    const lines = (partial + decoder.write(chunk)).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) onLine(line);
+  };
+  const onEnd = () => {
+    const last = partial + decoder.end();
+    partial = '';
+    if (last) onLine(last);
+  };
+  stream.on('data', onData).on('end', onEnd);
+  return () => void stream.off('data', onData).off('end', onEnd);
+}
+
 /** Keeps the last lines a child wrote, to explain why it failed. */
 export function outputTail(child: ChildProcess, onLine?: (line: string) => void, keep = 30): () => string {
   const lines: string[] = [];
-  const collect = (chunk: Buffer) => {
-    for (const line of chunk.toString('utf8').split('\n')) {
-      if (!line.trim()) continue;
-      onLine?.(line);
-      lines.push(line);
-      if (lines.length > keep) lines.shift();
-    }
+  const collect = (line: string) => {
+    if (!line.trim()) return;
+    onLine?.(line);
+    lines.push(line);
+    if (lines.length > keep) lines.shift();
   };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
+  if (child.stdout) eachLine(child.stdout, collect);
+  if (child.stderr) eachLine(child.stderr, collect);
   return () => lines.join('\n');
 }
 

@@ -13,7 +13,7 @@ import pg from 'pg';
 import WebSocket from 'ws';
 import { ingestedEvents } from '../lib/metrics.ts';
 import { consumers } from '../streams/consumers.ts';
-import { spawnTied, stopChild, waitForExit } from './childProcesses.ts';
+import { eachLine, spawnTied, stopChild, waitForExit } from './childProcesses.ts';
 import { startLocalPlatform } from './localPlatform.ts';
 import { startPostgres } from './localPostgres.ts';
 import { KPIS } from './simulation/catalog.ts';
@@ -130,13 +130,10 @@ async function main(): Promise<number> {
     { env: { ...process.env, DATA_DIR: platform.dataDir }, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   let simulatorTotals = '';
-  simulator.stdout?.on('data', (chunk: Buffer) => {
-    const totals = chunk
-      .toString()
-      .split('\n')
-      .find((line) => line.startsWith('totals:'));
-    if (totals) simulatorTotals = totals;
-  });
+  if (simulator.stdout)
+    eachLine(simulator.stdout, (line) => {
+      if (line.startsWith('totals:')) simulatorTotals = line;
+    });
   const simulatorDone = waitForExit(simulator);
   // The simulator defines its KPIs first; subscribers of undefined KPIs would see nothing.
   await new Promise((resolve) => setTimeout(resolve, 5_000));

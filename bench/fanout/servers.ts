@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { GATEWAY_ENV, GATEWAY_NODE_FLAGS } from '../../gateway/processSettings.ts';
 import { COMPILE_CACHE_ENV } from '../../lib/compileCache.ts';
-import { outputTail, spawnTied, stopChild, waitForExit } from '../../scripts/childProcesses.ts';
+import { eachLine, outputTail, spawnTied, stopChild, waitForExit } from '../../scripts/childProcesses.ts';
 import type { LocalPlatform } from '../../scripts/localPlatform.ts';
 import { answers200, freePort, pollUntil } from '../../scripts/network.ts';
 import { onCore } from '../cores.ts';
@@ -115,13 +115,12 @@ const STDIN_SERVERS = {
 export async function startStdinServer(kind: keyof typeof STDIN_SERVERS): Promise<StdinServer> {
   const { child, logged } = start([STDIN_SERVERS[kind]], {});
   const listening = new Promise<number>((resolve) => {
-    const onLine = (chunk: Buffer) => {
-      const port = /listening (\d+)/.exec(chunk.toString())?.[1];
+    const stop = eachLine(child.stdout!, (line) => {
+      const port = /listening (\d+)/.exec(line)?.[1];
       if (!port) return;
-      child.stdout!.off('data', onLine);
+      stop();
       resolve(Number(port));
-    };
-    child.stdout!.on('data', onLine);
+    });
   });
   const port = await Promise.race([
     listening,

@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse } from 'graphql';
-import { outputTail, spawnTied, stopChild } from '../../scripts/childProcesses.ts';
+import { eachLine, outputTail, spawnTied, stopChild } from '../../scripts/childProcesses.ts';
 import { freePort } from '../../scripts/network.ts';
 import { GATEWAY_ENV, GATEWAY_NODE_FLAGS } from '../../gateway/processSettings.ts';
 import { COMPILE_CACHE_ENV } from '../../lib/compileCache.ts';
@@ -58,16 +58,12 @@ const ENTRY: Record<Peer | typeof FLOOR, string> = {
 async function firstLine<T>(child: ChildProcess, tail: () => string, match: (line: string) => T | undefined) {
   return Promise.race([
     new Promise<T>((resolve) => {
-      const onData = (chunk: Buffer) => {
-        for (const line of chunk.toString().split('\n')) {
-          const found = match(line.trim());
-          if (found === undefined) continue;
-          child.stdout!.off('data', onData);
-          resolve(found);
-          return;
-        }
-      };
-      child.stdout!.on('data', onData);
+      const stop = eachLine(child.stdout!, (line) => {
+        const found = match(line.trim());
+        if (found === undefined) return;
+        stop();
+        resolve(found);
+      });
     }),
     once(child, 'exit').then(() => Promise.reject(new Error(`process exited:\n${tail()}`))),
   ]);
