@@ -105,14 +105,14 @@ export function attachWebSocket(
     connectionInitTimeoutMs: number;
     maxMessageBytes: number;
     /** Ping interval, and how long a pong may take before the socket is terminated; 0: no pings (WS_KEEPALIVE_MS). */
-    keepAliveMs?: number;
+    keepAliveMs: number;
     /** Subscriptions one connection may run at once (MAX_SUBSCRIPTIONS_PER_CONNECTION). */
-    maxSubscriptions?: number;
+    maxSubscriptions: number;
     /** Browser origins allowed besides the gateway's own (CORS_ORIGINS). */
     corsOrigins?: readonly string[];
   },
 ) {
-  const maxSubscriptions = options.maxSubscriptions ?? 200;
+  const { maxSubscriptions } = options;
   // Without permessage-deflate `ws` writes every message to the socket at once, so frames.ts may write
   // `next` frames to the same socket in between (in order) instead of going through `ws`.
   const wss = new WebSocketServer({
@@ -201,7 +201,7 @@ export function attachWebSocket(
         (result as unknown as Delivery).result as ExecutionResult,
     },
     wss,
-    options.keepAliveMs ?? 12_000,
+    options.keepAliveMs,
   );
 
   async function run(args: ExecutionArgs): Promise<AsyncIterable<ExecutionResult> | ExecutionResult> {

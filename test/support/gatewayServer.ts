@@ -4,8 +4,11 @@ import type { Gateway } from '../../gateway/gateway.ts';
 import { createSseHandler, wantsEventStream } from '../../gateway/transports/sse.ts';
 import { attachWebSocket } from '../../gateway/transports/websocket.ts';
 import type { TokenVerifier } from '../../lib/auth.ts';
+import { loadConfig } from '../../lib/config.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { closeServer, listen } from '../../lib/service.ts';
+
+const defaults = loadConfig({ AUTH_MODE: 'dev' });
 
 /** Serves `gateway` on 127.0.0.1; `url` is its /graphql; `close` stops the server, not the gateway. */
 export async function serveGateway(gateway: Gateway, verifier: TokenVerifier, logger: Logger) {
@@ -24,6 +27,9 @@ export async function serveGateway(gateway: Gateway, verifier: TokenVerifier, lo
     logger,
     connectionInitTimeoutMs: 3_000,
     maxMessageBytes: 262_144,
+    // As the gateway runs by default (lib/config.ts).
+    keepAliveMs: defaults.WS_KEEPALIVE_MS,
+    maxSubscriptions: defaults.MAX_SUBSCRIPTIONS_PER_CONNECTION,
   });
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`,
