@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { once } from 'node:events';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -139,6 +140,29 @@ export function eachLine(stream: Readable, onLine: (line: string) => void): () =
   };
   stream.on('data', onData).on('end', onEnd);
   return () => void stream.off('data', onData).off('end', onEnd);
+}
+
+/**
+ * Waits for the first line of the child's stdout that `match` accepts (trimmed) and resolves with what
+ * it returned; rejects with `name` and the child's `output` if the child exits first.
+ */
+export function firstLine<T>(
+  child: ChildProcess,
+  name: string,
+  output: () => string,
+  match: (line: string) => T | undefined,
+): Promise<T> {
+  return Promise.race([
+    new Promise<T>((resolve) => {
+      const stop = eachLine(child.stdout!, (line) => {
+        const found = match(line.trim());
+        if (found === undefined) return;
+        stop();
+        resolve(found);
+      });
+    }),
+    once(child, 'exit').then(() => Promise.reject(new Error(`${name} exited:\n${output()}`))),
+  ]);
 }
 
 /** Keeps the last lines a child wrote, to explain why it failed. */

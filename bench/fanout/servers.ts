@@ -2,11 +2,10 @@
 // (gateway/server.ts against the local platform's subgraphs and NATS), a bare `ws` broadcaster and
 // graphql-ws's own server.
 import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { GATEWAY_ENV, GATEWAY_NODE_FLAGS } from '../../gateway/processSettings.ts';
 import { COMPILE_CACHE_ENV } from '../../lib/compileCache.ts';
-import { eachLine, outputTail, spawnTied, stopChild, waitForExit } from '../../scripts/childProcesses.ts';
+import { firstLine, outputTail, spawnTied, stopChild, waitForExit } from '../../scripts/childProcesses.ts';
 import type { LocalPlatform } from '../../scripts/localPlatform.ts';
 import { answers200, freePort, pollUntil } from '../../scripts/network.ts';
 import { onCore } from '../cores.ts';
@@ -114,18 +113,15 @@ const STDIN_SERVERS = {
 /** Starts a stdin-fed server; resolves once it listens. */
 export async function startStdinServer(kind: keyof typeof STDIN_SERVERS): Promise<StdinServer> {
   const { child, logged } = start([STDIN_SERVERS[kind]], {});
-  const listening = new Promise<number>((resolve) => {
-    const stop = eachLine(child.stdout!, (line) => {
-      const port = /listening (\d+)/.exec(line)?.[1];
-      if (!port) return;
-      stop();
-      resolve(Number(port));
-    });
-  });
-  const port = await Promise.race([
-    listening,
-    once(child, 'exit').then(() => Promise.reject(new Error(`${kind} exited: ${logged.join('\n')}`))),
-  ]);
+  const port = await firstLine(
+    child,
+    kind,
+    () => logged.join('\n'),
+    (line) => {
+      const found = /listening (\d+)/.exec(line)?.[1];
+      return found ? Number(found) : undefined;
+    },
+  );
   return {
     pid: child.pid!,
     wsUrl: `ws://127.0.0.1:${port}`,

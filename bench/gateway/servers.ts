@@ -1,13 +1,12 @@
 // The processes of the gateway bench: the subgraphs (one process, on the load core) and each gateway under
 // test (one process, one worker, on the gateway core), over a supergraph composed from the subgraphs.
 import { composeServices } from '@apollo/composition';
-import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse } from 'graphql';
-import { eachLine, outputTail, spawnTied, stopChild } from '../../scripts/childProcesses.ts';
+import { firstLine, outputTail, spawnTied, stopChild } from '../../scripts/childProcesses.ts';
 import { freePort } from '../../scripts/network.ts';
 import { GATEWAY_ENV, GATEWAY_NODE_FLAGS } from '../../gateway/processSettings.ts';
 import { COMPILE_CACHE_ENV } from '../../lib/compileCache.ts';
@@ -54,27 +53,12 @@ const ENTRY: Record<Peer | typeof FLOOR, string> = {
   mercurius: 'bench/gateway/peers/mercuriusGateway.ts',
 };
 
-/** Waits for a line of the child's stdout that `match` accepts; rejects if it exits first. */
-async function firstLine<T>(child: ChildProcess, tail: () => string, match: (line: string) => T | undefined) {
-  return Promise.race([
-    new Promise<T>((resolve) => {
-      const stop = eachLine(child.stdout!, (line) => {
-        const found = match(line.trim());
-        if (found === undefined) return;
-        stop();
-        resolve(found);
-      });
-    }),
-    once(child, 'exit').then(() => Promise.reject(new Error(`process exited:\n${tail()}`))),
-  ]);
-}
-
 /** Starts the four subgraphs in one process on core 1; resolves with their URLs. */
 export async function startSubgraphs(): Promise<BenchProcess & { urls: Record<string, string> }> {
   const [command, args] = onCore(1, process.execPath, ['bench/gateway/subgraphServer.ts']);
   const child = spawnTied(command, args, { cwd: ROOT });
   const tail = outputTail(child);
-  const urls = await firstLine(child, tail, (line) =>
+  const urls = await firstLine(child, 'the bench subgraphs', tail, (line) =>
     line.startsWith('{') ? (JSON.parse(line) as Record<string, string>) : undefined,
   );
   return {

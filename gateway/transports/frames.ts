@@ -69,7 +69,7 @@ export function writeNextFrame(
   }
   const head = Buffer.allocUnsafe(header + prefix.length);
   writeHeader(head, length);
-  prefix.copy(head, header);
+  head.set(prefix, header);
   stream.cork();
   stream.write(head);
   stream.write(result, written);
