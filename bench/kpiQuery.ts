@@ -129,6 +129,7 @@ export async function benchKpiQuery(): Promise<void> {
             intervalMs: HOUR,
             dims: {},
             groupBy: [],
+            totals: ['sum'],
           })
         ).map((r) => r.sum),
       );

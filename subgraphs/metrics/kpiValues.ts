@@ -1,6 +1,6 @@
 import type { TenantClient } from '../../db/pool.ts';
 import { evaluateFormula, formulaReferences, parseFormula } from '../../lib/formula.ts';
-import { rollupStore, segmentsOf, type RollupTotals } from './rollupStore.ts';
+import { rollupStore, segmentsOf, type RollupTotals, type TotalsColumn } from './rollupStore.ts';
 import { RESOLUTIONS, type Resolution } from './rollups.ts';
 import { sketchQuantile } from './sketch.ts';
 import type { KpiDefinition } from './store.ts';
@@ -14,6 +14,18 @@ export interface ComputedValue {
 
 const ADDITIVE = new Set(['COUNT', 'SUM', 'DISTINCT_COUNT']);
 const QUANTILE: Record<string, number> = { P50: 0.5, P95: 0.95, P99: 0.99 };
+
+/** The rollup totals each aggregation's value is computed from (valueFromTotals reads no others). */
+const TOTALS_OF: Record<string, readonly TotalsColumn[]> = {
+  COUNT: ['count'],
+  SUM: ['sum'],
+  AVG: ['count', 'sum'],
+  MIN: ['min'],
+  MAX: ['max'],
+  P50: ['sketch'],
+  P95: ['sketch'],
+  P99: ['sketch'],
+};
 
 /** The KPI's value from added-up rollup rows: empty additive KPIs are 0, others null. */
 export function valueFromTotals(aggregation: string, totals: RollupTotals, distinct = 0): number | null {
@@ -108,7 +120,8 @@ export class KpiCalculator {
       rows = (await rollupStore.distinctSeries(this.client, query)).map((r) => ({ ...r, value: r.count }));
     } else {
       const resolution = resolutionFor(range.interval);
-      rows = (await rollupStore.series(this.client, { ...query, resolution })).map((r) => ({
+      const totals = TOTALS_OF[kpi.aggregation] ?? [];
+      rows = (await rollupStore.series(this.client, { ...query, resolution, totals })).map((r) => ({
         at: r.at,
         group: r.group,
         value: valueFromTotals(kpi.aggregation, r),

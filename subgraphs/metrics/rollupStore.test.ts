@@ -1,0 +1,96 @@
+// The series SQL over the suite's Postgres, as the app role under row-level security: it reads only the
+// totals asked for, adds up the rows of each bucket, groups by dimension values, and answers [] over none.
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPool, withTenant, type TenantClient } from '../../db/pool.ts';
+import { createTestDatabase, type TestDatabase } from '../../test/support/services.ts';
+import { rollupStore, type TotalsColumn } from './rollupStore.ts';
+import type { RollupDelta } from './rollups.ts';
+import { addToSketch, mergeSketches, type Sketch } from './sketch.ts';
+
+const HOUR = 3_600_000;
+const T0 = Date.UTC(2026, 0, 1);
+
+let database: TestDatabase;
+let pool: pg.Pool;
+const as = <T>(tenant: string, fn: (client: TenantClient) => Promise<T>) => withTenant(pool, tenant, fn);
+
+const sketchOf = (...values: number[]): Sketch => values.reduce<Sketch>((s, v) => addToSketch(s, v), {});
+const delta = (hour: number, country: string, values: number[]): RollupDelta => ({
+  kpiCode: 'revenue',
+  resolution: '1h',
+  bucket: new Date(T0 + hour * HOUR),
+  dims: { country },
+  count: values.length,
+  sum: values.reduce((a, b) => a + b, 0),
+  min: Math.min(...values),
+  max: Math.max(...values),
+  sketch: sketchOf(...values),
+});
+
+const series = (tenant: string, totals: TotalsColumn[], groupBy: string[] = [], hours = [0, 3]) =>
+  as(tenant, (client) =>
+    rollupStore.series(client, {
+      kpiCode: 'revenue',
+      resolution: '1h',
+      from: new Date(T0 + hours[0]! * HOUR),
+      to: new Date(T0 + hours[1]! * HOUR),
+      intervalMs: HOUR,
+      dims: {},
+      groupBy,
+      totals,
+    }),
+  );
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  pool = createPool(database.appUrl);
+  await as('acme', (client) =>
+    rollupStore.apply(
+      client,
+      'acme',
+      [delta(0, 'DE', [10, 30]), delta(0, 'FR', [5]), delta(2, 'DE', [7, 1, 4])],
+      [],
+    ),
+  );
+  await as('globex', (client) => rollupStore.apply(client, 'globex', [delta(0, 'DE', [1000])], []));
+});
+afterAll(async () => {
+  await pool?.end();
+  await database?.drop();
+});
+
+describe('rollupStore.series', () => {
+  it('adds up the rows of each bucket and reads only the totals asked for', async () => {
+    expect(await series('acme', ['sum'])).toEqual([
+      { at: new Date(T0), group: {}, count: 0, sum: 45, min: null, max: null, sketch: null },
+      { at: new Date(T0 + 2 * HOUR), group: {}, count: 0, sum: 12, min: null, max: null, sketch: null },
+    ]);
+    expect(await series('acme', ['count', 'min', 'max'])).toEqual([
+      { at: new Date(T0), group: {}, count: 3, sum: 0, min: 5, max: 30, sketch: null },
+      { at: new Date(T0 + 2 * HOUR), group: {}, count: 3, sum: 0, min: 1, max: 7, sketch: null },
+    ]);
+    const [first] = await series('acme', ['sketch']);
+    expect(first!.sketch).toEqual(mergeSketches([sketchOf(10, 30), sketchOf(5)]));
+  });
+
+  it('groups by dimension values, every total at once', async () => {
+    const rows = await series('acme', ['count', 'sum', 'min', 'max', 'sketch'], ['country']);
+    expect(rows.map((r) => [r.at.getTime() - T0, r.group, r.count, r.sum, r.min, r.max])).toEqual(
+      expect.arrayContaining([
+        [0, { country: 'DE' }, 2, 40, 10, 30],
+        [0, { country: 'FR' }, 1, 5, 5, 5],
+        [2 * HOUR, { country: 'DE' }, 3, 12, 1, 7],
+      ]),
+    );
+    expect(rows).toHaveLength(3);
+    expect(rows.find((r) => r.group['country'] === 'FR')!.sketch).toEqual(sketchOf(5));
+  });
+
+  it("answers no buckets over a range without rows, and never another tenant's", async () => {
+    expect(await series('acme', ['sum'], [], [3, 5])).toEqual([]);
+    expect(await series('acme', ['sum'], ['country'], [3, 5])).toEqual([]);
+    expect(await series('initech', ['count', 'sum'])).toEqual([]);
+    expect((await series('globex', ['sum'])).map((r) => r.sum)).toEqual([1000]);
+  });
+});
