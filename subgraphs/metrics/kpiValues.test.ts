@@ -1,0 +1,121 @@
+// KpiCalculator.series over the suite's Postgres: each aggregation's series reads the rollup totals it is
+// computed from (and only those), so every one of them must come out right from the same rollup rows.
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPool, withTenant } from '../../db/pool.ts';
+import { createTestDatabase, type TestDatabase } from '../../test/support/services.ts';
+import { KpiCalculator } from './kpiValues.ts';
+import { rollupStore } from './rollupStore.ts';
+import type { RollupDelta } from './rollups.ts';
+import { addToSketch, sketchQuantile, type Sketch } from './sketch.ts';
+import type { KpiDefinition } from './store.ts';
+
+const HOUR = 3_600_000;
+const T0 = Date.UTC(2026, 0, 1);
+const AGGREGATIONS = ['COUNT', 'SUM', 'AVG', 'MIN', 'MAX', 'P50', 'P95', 'P99'];
+// Two countries in the first hour, none in the second, one in the third.
+const HOURS: Array<Array<[string, number[]]>> = [
+  [
+    ['DE', [10, 30]],
+    ['FR', [5]],
+  ],
+  [],
+  [['DE', [7, 1, 4]]],
+];
+
+let database: TestDatabase;
+let pool: pg.Pool;
+
+const sketchOf = (values: number[]): Sketch => values.reduce<Sketch>((s, v) => addToSketch(s, v), {});
+const definition = (aggregation: string): KpiDefinition => ({
+  code: aggregation.toLowerCase(),
+  eventName: 'order.placed',
+  aggregation,
+  valueField: 'amount',
+  dimensions: ['country'],
+  formula: null,
+  unit: null,
+  window: '1h',
+  refreshSeconds: 60,
+  version: 1,
+});
+const definitions = new Map(AGGREGATIONS.map((a) => [a.toLowerCase(), definition(a)]));
+
+/** What each aggregation makes of one hour's values. */
+function expected(aggregation: string, values: number[]): number | null {
+  if (aggregation === 'COUNT') return values.length;
+  if (aggregation === 'SUM') return values.reduce((a, b) => a + b, 0);
+  if (!values.length) return null;
+  if (aggregation === 'AVG') return values.reduce((a, b) => a + b, 0) / values.length;
+  if (aggregation === 'MIN') return Math.min(...values);
+  if (aggregation === 'MAX') return Math.max(...values);
+  return sketchQuantile(sketchOf(values), { P50: 0.5, P95: 0.95, P99: 0.99 }[aggregation]!);
+}
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  pool = createPool(database.appUrl);
+  const deltas: RollupDelta[] = AGGREGATIONS.flatMap((aggregation) =>
+    HOURS.flatMap((countries, hour) =>
+      countries.map(([country, values]) => ({
+        kpiCode: aggregation.toLowerCase(),
+        resolution: '1h' as const,
+        bucket: new Date(T0 + hour * HOUR),
+        dims: { country },
+        count: values.length,
+        sum: values.reduce((a, b) => a + b, 0),
+        min: Math.min(...values),
+        max: Math.max(...values),
+        sketch: sketchOf(values),
+      })),
+    ),
+  );
+  await withTenant(pool, 'acme', (client) => rollupStore.apply(client, 'acme', deltas, []));
+});
+afterAll(async () => {
+  await pool?.end();
+  await database?.drop();
+});
+
+describe('KpiCalculator.series', () => {
+  it.each(AGGREGATIONS)(
+    'computes the series of a %s KPI hour by hour from the rollups',
+    async (aggregation) => {
+      const values = await withTenant(pool, 'acme', (client) =>
+        new KpiCalculator(client, definitions).series(aggregation.toLowerCase(), {
+          from: new Date(T0),
+          to: new Date(T0 + HOURS.length * HOUR),
+          interval: HOUR,
+        }),
+      );
+      expect(values).toEqual(
+        HOURS.map((countries, hour) => ({
+          at: new Date(T0 + hour * HOUR),
+          value: expected(
+            aggregation,
+            countries.flatMap(([, v]) => v),
+          ),
+          dimensions: null,
+        })),
+      );
+    },
+  );
+
+  it('groups an AVG series by country', async () => {
+    const values = await withTenant(pool, 'acme', (client) =>
+      new KpiCalculator(client, definitions).series(
+        'avg',
+        { from: new Date(T0), to: new Date(T0 + HOUR), interval: HOUR },
+        {},
+        ['country'],
+      ),
+    );
+    expect(values).toEqual(
+      expect.arrayContaining([
+        { at: new Date(T0), value: 20, dimensions: { country: 'DE' } },
+        { at: new Date(T0), value: 5, dimensions: { country: 'FR' } },
+      ]),
+    );
+    expect(values).toHaveLength(2);
+  });
+});
