@@ -3,11 +3,11 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, withTenant } from '../../db/pool.ts';
+import { hourlyDelta, sketchOf } from '../../test/support/rollupDeltas.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/support/services.ts';
 import { KpiCalculator } from './kpiValues.ts';
 import { rollupStore } from './rollupStore.ts';
-import type { RollupDelta } from './rollups.ts';
-import { addToSketch, sketchQuantile, type Sketch } from './sketch.ts';
+import { sketchQuantile } from './sketch.ts';
 import type { KpiDefinition } from './store.ts';
 
 const HOUR = 3_600_000;
@@ -26,7 +26,6 @@ const HOURS: Array<Array<[string, number[]]>> = [
 let database: TestDatabase;
 let pool: pg.Pool;
 
-const sketchOf = (values: number[]): Sketch => values.reduce<Sketch>((s, v) => addToSketch(s, v), {});
 const definition = (aggregation: string): KpiDefinition => ({
   code: aggregation.toLowerCase(),
   eventName: 'order.placed',
@@ -55,19 +54,11 @@ function expected(aggregation: string, values: number[]): number | null {
 beforeAll(async () => {
   database = await createTestDatabase();
   pool = createPool(database.appUrl);
-  const deltas: RollupDelta[] = AGGREGATIONS.flatMap((aggregation) =>
+  const deltas = AGGREGATIONS.flatMap((aggregation) =>
     HOURS.flatMap((countries, hour) =>
-      countries.map(([country, values]) => ({
-        kpiCode: aggregation.toLowerCase(),
-        resolution: '1h' as const,
-        bucket: new Date(T0 + hour * HOUR),
-        dims: { country },
-        count: values.length,
-        sum: values.reduce((a, b) => a + b, 0),
-        min: Math.min(...values),
-        max: Math.max(...values),
-        sketch: sketchOf(values),
-      })),
+      countries.map(([country, values]) =>
+        hourlyDelta(aggregation.toLowerCase(), new Date(T0 + hour * HOUR), { country }, values),
+      ),
     ),
   );
   await withTenant(pool, 'acme', (client) => rollupStore.apply(client, 'acme', deltas, []));

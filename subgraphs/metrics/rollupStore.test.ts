@@ -3,10 +3,10 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, withTenant, type TenantClient } from '../../db/pool.ts';
+import { hourlyDelta, sketchOf } from '../../test/support/rollupDeltas.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/support/services.ts';
 import { rollupStore, type TotalsColumn } from './rollupStore.ts';
-import type { RollupDelta } from './rollups.ts';
-import { addToSketch, mergeSketches, type Sketch } from './sketch.ts';
+import { mergeSketches } from './sketch.ts';
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 0, 1);
@@ -15,18 +15,8 @@ let database: TestDatabase;
 let pool: pg.Pool;
 const as = <T>(tenant: string, fn: (client: TenantClient) => Promise<T>) => withTenant(pool, tenant, fn);
 
-const sketchOf = (...values: number[]): Sketch => values.reduce<Sketch>((s, v) => addToSketch(s, v), {});
-const delta = (hour: number, country: string, values: number[]): RollupDelta => ({
-  kpiCode: 'revenue',
-  resolution: '1h',
-  bucket: new Date(T0 + hour * HOUR),
-  dims: { country },
-  count: values.length,
-  sum: values.reduce((a, b) => a + b, 0),
-  min: Math.min(...values),
-  max: Math.max(...values),
-  sketch: sketchOf(...values),
-});
+const delta = (hour: number, country: string, values: number[]) =>
+  hourlyDelta('revenue', new Date(T0 + hour * HOUR), { country }, values);
 
 const series = (tenant: string, totals: TotalsColumn[], groupBy: string[] = [], hours = [0, 3]) =>
   as(tenant, (client) =>
@@ -71,7 +61,7 @@ describe('rollupStore.series', () => {
       { at: new Date(T0 + 2 * HOUR), group: {}, count: 3, sum: 0, min: 1, max: 7, sketch: null },
     ]);
     const [first] = await series('acme', ['sketch']);
-    expect(first!.sketch).toEqual(mergeSketches([sketchOf(10, 30), sketchOf(5)]));
+    expect(first!.sketch).toEqual(mergeSketches([sketchOf([10, 30]), sketchOf([5])]));
   });
 
   it('groups by dimension values, every total at once', async () => {
@@ -84,7 +74,7 @@ describe('rollupStore.series', () => {
       ]),
     );
     expect(rows).toHaveLength(3);
-    expect(rows.find((r) => r.group['country'] === 'FR')!.sketch).toEqual(sketchOf(5));
+    expect(rows.find((r) => r.group['country'] === 'FR')!.sketch).toEqual(sketchOf([5]));
   });
 
   it("answers no buckets over a range without rows, and never another tenant's", async () => {
