@@ -3,7 +3,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, withTenant } from '../../db/pool.ts';
-import { hourlyDelta, sketchOf } from '../../test/support/rollupDeltas.ts';
+import { rollupsOf, sketchOf } from '../../test/support/rollupDeltas.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/support/services.ts';
 import { KpiCalculator } from './kpiValues.ts';
 import { rollupStore } from './rollupStore.ts';
@@ -54,13 +54,7 @@ function expected(aggregation: string, values: number[]): number | null {
 beforeAll(async () => {
   database = await createTestDatabase();
   pool = createPool(database.appUrl);
-  const deltas = AGGREGATIONS.flatMap((aggregation) =>
-    HOURS.flatMap((countries, hour) =>
-      countries.map(([country, values]) =>
-        hourlyDelta(aggregation.toLowerCase(), new Date(T0 + hour * HOUR), { country }, values),
-      ),
-    ),
-  );
+  const deltas = AGGREGATIONS.flatMap((aggregation) => rollupsOf(definition(aggregation), T0, HOURS));
   await withTenant(pool, 'acme', (client) => rollupStore.apply(client, 'acme', deltas, []));
 });
 afterAll(async () => {

@@ -3,7 +3,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, withTenant, type TenantClient } from '../../db/pool.ts';
-import { hourlyDelta, sketchOf } from '../../test/support/rollupDeltas.ts';
+import { rollupsOf, sketchOf } from '../../test/support/rollupDeltas.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/support/services.ts';
 import { rollupStore, type TotalsColumn } from './rollupStore.ts';
 import { mergeSketches } from './sketch.ts';
@@ -15,8 +15,14 @@ let database: TestDatabase;
 let pool: pg.Pool;
 const as = <T>(tenant: string, fn: (client: TenantClient) => Promise<T>) => withTenant(pool, tenant, fn);
 
-const delta = (hour: number, country: string, values: number[]) =>
-  hourlyDelta('revenue', new Date(T0 + hour * HOUR), { country }, values);
+// A percentile KPI, so that its rollups carry sketches too.
+const revenue = {
+  code: 'revenue',
+  eventName: 'order.placed',
+  aggregation: 'P95',
+  valueField: 'amount',
+  dimensions: ['country'],
+};
 
 const series = (tenant: string, totals: TotalsColumn[], groupBy: string[] = [], hours = [0, 3]) =>
   as(tenant, (client) =>
@@ -35,15 +41,17 @@ const series = (tenant: string, totals: TotalsColumn[], groupBy: string[] = [], 
 beforeAll(async () => {
   database = await createTestDatabase();
   pool = createPool(database.appUrl);
-  await as('acme', (client) =>
-    rollupStore.apply(
-      client,
-      'acme',
-      [delta(0, 'DE', [10, 30]), delta(0, 'FR', [5]), delta(2, 'DE', [7, 1, 4])],
-      [],
-    ),
-  );
-  await as('globex', (client) => rollupStore.apply(client, 'globex', [delta(0, 'DE', [1000])], []));
+  const acme = rollupsOf(revenue, T0, [
+    [
+      ['DE', [10, 30]],
+      ['FR', [5]],
+    ],
+    [],
+    [['DE', [7, 1, 4]]],
+  ]);
+  await as('acme', (client) => rollupStore.apply(client, 'acme', acme, []));
+  const globex = rollupsOf(revenue, T0, [[['DE', [1000]]]]);
+  await as('globex', (client) => rollupStore.apply(client, 'globex', globex, []));
 });
 afterAll(async () => {
   await pool?.end();

@@ -245,8 +245,9 @@ export const rollupStore = {
     const grouped = query.groupBy.length > 0;
     const columns = TOTALS_COLUMNS.filter((column) => query.totals.includes(column));
     // One row: a JSON array per column (bucket times, the groups if grouped, then the totals asked for),
-    // parsed once. 720 hourly rows as rows cost more to decode than the SQL costs to run, and JSON built per
-    // column costs Postgres half what an array per bucket did; totals not asked for are not computed.
+    // parsed once. 720 hourly rows as rows cost more to decode than the SQL costs to run; JSON built per
+    // column costs Postgres about a third less than an array per bucket did; totals not asked for are not
+    // computed (for a SUM, about a third less again).
     const outputs = [`(date_part('epoch', at) * 1000)::bigint`, ...(grouped ? ['grp'] : []), ...columns].map(
       (expression) => `json_agg(${expression} ORDER BY at)`,
     );
