@@ -122,7 +122,8 @@ export async function pingBroker(nc: NatsConnection): Promise<boolean> {
 
 /** The stream sequence of the last message on a subject, or 0 when there is none. */
 export async function lastSequence(nc: NatsConnection, stream: string, subject: string): Promise<number> {
-  const jsm = await jetstreamManager(nc);
+  // No account-info request first (checkAPI): one round trip; a broker without JetStream fails the get alike.
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
   const message = await jsm.streams.getMessage(stream, { last_by_subj: subject });
   return message?.seq ?? 0;
 }

@@ -281,6 +281,17 @@ describe('KPI values', () => {
         `{ kpi(code: "orders") { current { cursor } } }`,
       );
       expect(decodeCursor(data.kpi.current.cursor)).toBe(seqs.at(-1));
+      // The metrics subgraph reads the sequence only when the cursor is selected: asked straight, through
+      // a fragment (the gateway's plans inline them), it is the same.
+      const { body } = await platform.graphql(
+        `{ _entities(representations: [{ __typename: "Kpi", code: "orders" }]) {
+             ... on Kpi { current { value ...Position } } } }
+         fragment Position on KpiValue { cursor }`,
+        { token, url: platform.subgraphUrls.metrics },
+      );
+      expect(body).toEqual({
+        data: { _entities: [{ current: { value: 7_000, cursor: data.kpi.current.cursor } }] },
+      });
     } finally {
       await nc.close();
     }

@@ -1,3 +1,4 @@
+import { Kind, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import { withTenantRead, withTenantReadFrom, type TenantClient } from '../../db/pool.ts';
 import { intervalMs } from '../../lib/durations.ts';
 import { appError } from '../../lib/errors.ts';
@@ -107,7 +108,23 @@ function dimensionFilter(dimensions: unknown): Record<string, unknown> {
   return Object.fromEntries(Object.entries(dimensions).map(([k, v]) => [k, v === null ? null : String(v)]));
 }
 
-const kpiValue = (code: string, value: ComputedValue, cursor: string) => ({
+/** Whether the field being resolved selects `name`, through fragments too (@skip and @include not read). */
+function selectsField(info: GraphQLResolveInfo, name: string): boolean {
+  const within = (set: SelectionSetNode | undefined): boolean =>
+    !!set?.selections.some((selection) =>
+      selection.kind === Kind.FIELD
+        ? selection.name.value === name
+        : within(
+            selection.kind === Kind.INLINE_FRAGMENT
+              ? selection.selectionSet
+              : info.fragments[selection.name.value]?.selectionSet,
+          ),
+    );
+  return info.fieldNodes.some((node) => within(node.selectionSet));
+}
+
+// The cursor is left out where the query does not select it (a non-null field, never resolved then).
+const kpiValue = (code: string, value: ComputedValue, cursor: string | undefined) => ({
   kpi: { code },
   value: value.value,
   at: value.at,
@@ -185,9 +202,20 @@ export const resolvers = {
     },
   },
   Kpi: {
-    current: async (kpi: { code: string }, args: { dimensions?: unknown }, context: Context) => {
+    current: async (
+      kpi: { code: string },
+      args: { dimensions?: unknown },
+      context: Context,
+      info: GraphQLResolveInfo,
+    ) => {
       const { tenant } = context.principal;
       const dims = dimensionFilter(args.dimensions);
+      // The cursor is this KPI's position in the KPI stream, read before the value, so that every value
+      // computed after this answer is published after it: subscribing after it misses nothing. Read only
+      // when the query selects it (the dashboard's does not).
+      const seq = selectsField(info, 'cursor')
+        ? await lastSequence(context.broker.nc, Stream.KPI, subjects.kpi(tenant, kpi.code))
+        : undefined;
       const value = await readWithDefinitions(context, async (client, definitions) => {
         const definition = definitions.get(kpi.code);
         if (!definition) return undefined;
@@ -195,10 +223,12 @@ export const resolvers = {
         return new KpiCalculator(client, definitions).valueOver(kpi.code, from, to, dims);
       });
       if (value === undefined) return null;
-      // The cursor is this KPI's position in the KPI stream: subscribing after it misses nothing.
-      const seq = await lastSequence(context.broker.nc, Stream.KPI, subjects.kpi(tenant, kpi.code));
       const dimensions = Object.keys(dims).length ? (dims as Record<string, string>) : null;
-      return kpiValue(kpi.code, { at: new Date(), value, dimensions }, encodeCursor(seq));
+      return kpiValue(
+        kpi.code,
+        { at: new Date(), value, dimensions },
+        seq === undefined ? undefined : encodeCursor(seq),
+      );
     },
     series: async (
       kpi: { code: string },
