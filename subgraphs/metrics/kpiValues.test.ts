@@ -1,5 +1,5 @@
-// KpiCalculator.series over the suite's Postgres: each aggregation's series reads the rollup totals it is
-// computed from (and only those), so every one of them must come out right from the same rollup rows.
+// KpiCalculator over the suite's Postgres: each aggregation's value and series read the rollup totals they
+// are computed from (and only those), so every one of them must come out right from the same rollup rows.
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, withTenant } from '../../db/pool.ts';
@@ -103,4 +103,25 @@ describe('KpiCalculator.series', () => {
     );
     expect(values).toHaveLength(2);
   });
+});
+
+describe('KpiCalculator.valueOver', () => {
+  it.each(AGGREGATIONS)(
+    'computes the value of a %s KPI over the hours from the rollups',
+    async (aggregation) => {
+      const value = await withTenant(pool, 'acme', (client) =>
+        new KpiCalculator(client, definitions).valueOver(
+          aggregation.toLowerCase(),
+          new Date(T0),
+          new Date(T0 + HOURS.length * HOUR),
+        ),
+      );
+      expect(value).toEqual(
+        expected(
+          aggregation,
+          HOURS.flat().flatMap(([, v]) => v),
+        ),
+      );
+    },
+  );
 });

@@ -91,7 +91,13 @@ export class KpiCalculator {
       for (const ref of formulaRefs(kpi)) inputs.set(ref, await this.valueOver(ref, from, to));
       return evaluateFormula(ast, (ref) => inputs.get(ref));
     }
-    const totals = await rollupStore.totals(this.client, code, segmentsOf(from, to), dims);
+    const totals = await rollupStore.totals(
+      this.client,
+      code,
+      segmentsOf(from, to),
+      dims,
+      TOTALS_OF[kpi.aggregation] ?? [],
+    );
     const distinct =
       kpi.aggregation === 'DISTINCT_COUNT'
         ? await rollupStore.distinctCount(this.client, code, from, to, dims)

@@ -1,11 +1,12 @@
-// The series SQL over the suite's Postgres, as the app role under row-level security: it reads only the
-// totals asked for, adds up the rows of each bucket, groups by dimension values, and answers [] over none.
+// The totals and series SQL over the suite's Postgres, as the app role under row-level security: they read
+// only the totals asked for, add up the rows (sketches key by key), group by dimension values, and answer
+// empty over none.
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, withTenant, type TenantClient } from '../../db/pool.ts';
 import { rollupsOf, sketchOf } from '../../test/support/rollupDeltas.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/support/services.ts';
-import { rollupStore, type TotalsColumn } from './rollupStore.ts';
+import { rollupStore, segmentsOf, type TotalsColumn } from './rollupStore.ts';
 import { mergeSketches } from './sketch.ts';
 
 const HOUR = 3_600_000;
@@ -90,5 +91,43 @@ describe('rollupStore.series', () => {
     expect(await series('acme', ['sum'], ['country'], [3, 5])).toEqual([]);
     expect(await series('initech', ['count', 'sum'])).toEqual([]);
     expect((await series('globex', ['sum'])).map((r) => r.sum)).toEqual([1000]);
+  });
+});
+
+describe('rollupStore.totals', () => {
+  const totals = (tenant: string, columns: TotalsColumn[], hours = [0, 3]) =>
+    as(tenant, (client) =>
+      rollupStore.totals(
+        client,
+        'revenue',
+        segmentsOf(new Date(T0 + hours[0]! * HOUR), new Date(T0 + hours[1]! * HOUR)),
+        {},
+        columns,
+      ),
+    );
+
+  it('adds up the rows of the range, only the totals asked for', async () => {
+    expect(await totals('acme', ['sum'])).toEqual({ count: 0, sum: 57, min: null, max: null, sketch: null });
+    const all = await totals('acme', ['count', 'sum', 'min', 'max', 'sketch']);
+    expect(all).toEqual({
+      count: 6,
+      sum: 57,
+      min: 1,
+      max: 30,
+      sketch: mergeSketches([sketchOf([10, 30]), sketchOf([5]), sketchOf([7, 1, 4])]),
+    });
+  });
+
+  it("answers empty totals over a range without rows, never another tenant's, and no query for none", async () => {
+    const empty = { count: 0, sum: 0, min: null, max: null, sketch: null };
+    expect(await totals('acme', ['count', 'sum', 'min', 'max', 'sketch'], [3, 5])).toEqual(empty);
+    expect(await totals('initech', ['count', 'sketch'])).toEqual(empty);
+    expect(await totals('globex', ['sum', 'max'])).toEqual({ ...empty, sum: 1000, max: 1000 });
+    const noClient = {
+      query: () => Promise.reject(new Error('no query expected')),
+    } as unknown as TenantClient;
+    expect(
+      await rollupStore.totals(noClient, 'revenue', segmentsOf(new Date(T0), new Date(T0 + HOUR)), {}, []),
+    ).toEqual(empty);
   });
 });
