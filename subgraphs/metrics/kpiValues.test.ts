@@ -124,4 +124,34 @@ describe('KpiCalculator.valueOver', () => {
       );
     },
   );
+
+  it('asks for the totals of KPIs wanted together in one query, formula inputs included', async () => {
+    const withFormula = new Map(definitions).set('mean', {
+      ...definition('FORMULA'),
+      code: 'mean',
+      formula: 'sum / count',
+    });
+    const queries: string[] = [];
+    const values = await withTenant(pool, 'acme', (client) => {
+      const counting = {
+        query: (text: string, params: unknown[]) => {
+          queries.push(text);
+          return client.query(text, params);
+        },
+      } as unknown as typeof client;
+      const calculator = new KpiCalculator(counting, withFormula);
+      const to = new Date(T0 + HOURS.length * HOUR);
+      return Promise.all(
+        ['sum', 'max', 'p95', 'mean'].map((code) => calculator.valueOver(code, new Date(T0), to)),
+      );
+    });
+    const all = HOURS.flat().flatMap(([, v]) => v);
+    expect(values).toEqual([
+      expected('SUM', all),
+      expected('MAX', all),
+      expected('P95', all),
+      expected('SUM', all)! / expected('COUNT', all)!,
+    ]);
+    expect(queries).toHaveLength(1);
+  });
 });

@@ -13,6 +13,8 @@ export interface ComputedValue {
 }
 
 const ADDITIVE = new Set(['COUNT', 'SUM', 'DISTINCT_COUNT']);
+/** The totals of no rollup row (what a DISTINCT_COUNT, which reads none, is given). */
+const valueless: RollupTotals = { count: 0, sum: 0, min: null, max: null, sketch: null };
 const QUANTILE: Record<string, number> = { P50: 0.5, P95: 0.95, P99: 0.99 };
 
 /** The rollup totals each aggregation's value is computed from (valueFromTotals reads no others). */
@@ -59,6 +61,11 @@ export class KpiCalculator {
   private readonly definitions: Map<string, KpiDefinition>;
   private readonly client: TenantClient;
   private readonly values = new Map<string, Promise<number | null>>();
+  /** Totals asked for in the same tick over the same range and dimensions: one query for all their KPIs. */
+  private readonly batches = new Map<
+    string,
+    { codes: Set<string>; columns: Set<TotalsColumn>; totals: Promise<Map<string, RollupTotals>> }
+  >();
 
   constructor(client: TenantClient, definitions: Map<string, KpiDefinition>) {
     this.client = client;
@@ -87,22 +94,46 @@ export class KpiCalculator {
     if (!kpi) return null;
     if (kpi.aggregation === 'FORMULA') {
       const ast = parseFormula(kpi.formula ?? '');
-      const inputs = new Map<string, number | null>();
-      for (const ref of formulaRefs(kpi)) inputs.set(ref, await this.valueOver(ref, from, to));
+      const refs = formulaRefs(kpi);
+      const values = await Promise.all(refs.map((ref) => this.valueOver(ref, from, to)));
+      const inputs = new Map(refs.map((ref, i) => [ref, values[i]!]));
       return evaluateFormula(ast, (ref) => inputs.get(ref));
     }
-    const totals = await rollupStore.totals(
-      this.client,
-      code,
-      segmentsOf(from, to),
-      dims,
-      TOTALS_OF[kpi.aggregation] ?? [],
-    );
+    const totals = await this.totalsOf(code, from, to, dims, TOTALS_OF[kpi.aggregation] ?? []);
     const distinct =
       kpi.aggregation === 'DISTINCT_COUNT'
         ? await rollupStore.distinctCount(this.client, code, from, to, dims)
         : 0;
     return valueFromTotals(kpi.aggregation, totals, distinct);
+  }
+
+  /**
+   * The KPI's rollup totals over [from, to). Asked for with others in the same tick (the KPIs of one
+   * request, a formula's inputs), they share one query: the first to ask sends it a microtask later.
+   */
+  private totalsOf(
+    code: string,
+    from: Date,
+    to: Date,
+    dims: Record<string, unknown>,
+    columns: readonly TotalsColumn[],
+  ): Promise<RollupTotals> {
+    if (!columns.length) return Promise.resolve(valueless);
+    const key = `${from.getTime()}|${to.getTime()}|${JSON.stringify(dims)}`;
+    let batch = this.batches.get(key);
+    if (!batch) {
+      const codes = new Set<string>();
+      const wanted = new Set<TotalsColumn>();
+      const totals = Promise.resolve().then(() => {
+        this.batches.delete(key);
+        return rollupStore.totals(this.client, [...codes], segmentsOf(from, to), dims, [...wanted]);
+      });
+      batch = { codes, columns: wanted, totals };
+      this.batches.set(key, batch);
+    }
+    batch.codes.add(code);
+    for (const column of columns) batch.columns.add(column);
+    return batch.totals.then((byCode) => byCode.get(code)!);
   }
 
   /**

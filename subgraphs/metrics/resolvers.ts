@@ -1,3 +1,4 @@
+import DataLoader from 'dataloader';
 import { Kind, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import { withTenantRead, withTenantReadFrom, type TenantClient } from '../../db/pool.ts';
 import { intervalMs } from '../../lib/durations.ts';
@@ -108,6 +109,56 @@ function dimensionFilter(dimensions: unknown): Record<string, unknown> {
   return Object.fromEntries(Object.entries(dimensions).map(([k, v]) => [k, v === null ? null : String(v)]));
 }
 
+/** One KPI's current value asked for by a request, and whether with its cursor. */
+interface CurrentKey {
+  code: string;
+  dims: Record<string, unknown>;
+  cursor: boolean;
+}
+
+// One loader per request: the current values of all the KPIs it asks for come from one transaction, and
+// those over the same window from one query (KpiCalculator batches their totals).
+const currentLoaders = new WeakMap<
+  Context,
+  DataLoader<CurrentKey, { value?: number | null; seq?: number }, string>
+>();
+function currentValues(context: Context) {
+  let loader = currentLoaders.get(context);
+  if (!loader) {
+    loader = new DataLoader(
+      async (keys) => {
+        const { tenant } = context.principal;
+        // A cursor is the KPI's position in the KPI stream, read before the value, so that every value
+        // computed after this answer is published after it: subscribing after it misses nothing. Read
+        // only when the query selects it (the dashboard's does not).
+        const seqs = await Promise.all(
+          keys.map(({ code, cursor }) =>
+            cursor
+              ? lastSequence(context.broker.nc, Stream.KPI, subjects.kpi(tenant, code))
+              : Promise.resolve(undefined),
+          ),
+        );
+        const values = await readWithDefinitions(context, (client, definitions) => {
+          const calculator = new KpiCalculator(client, definitions);
+          const now = Date.now();
+          return Promise.all(
+            keys.map(({ code, dims }) => {
+              const definition = definitions.get(code);
+              if (!definition) return Promise.resolve(undefined);
+              const { from, to } = currentRange(definition.window, now);
+              return calculator.valueOver(code, from, to, dims);
+            }),
+          );
+        });
+        return keys.map((_, i) => ({ value: values[i], seq: seqs[i] }));
+      },
+      { cacheKeyFn: ({ code, dims, cursor }) => `${code}\u0000${JSON.stringify(dims)}\u0000${cursor}` },
+    );
+    currentLoaders.set(context, loader);
+  }
+  return loader;
+}
+
 /** Whether the field being resolved selects `name`, through fragments too (@skip and @include not read). */
 function selectsField(info: GraphQLResolveInfo, name: string): boolean {
   const within = (set: SelectionSetNode | undefined): boolean =>
@@ -208,19 +259,11 @@ export const resolvers = {
       context: Context,
       info: GraphQLResolveInfo,
     ) => {
-      const { tenant } = context.principal;
       const dims = dimensionFilter(args.dimensions);
-      // The cursor is this KPI's position in the KPI stream, read before the value, so that every value
-      // computed after this answer is published after it: subscribing after it misses nothing. Read only
-      // when the query selects it (the dashboard's does not).
-      const seq = selectsField(info, 'cursor')
-        ? await lastSequence(context.broker.nc, Stream.KPI, subjects.kpi(tenant, kpi.code))
-        : undefined;
-      const value = await readWithDefinitions(context, async (client, definitions) => {
-        const definition = definitions.get(kpi.code);
-        if (!definition) return undefined;
-        const { from, to } = currentRange(definition.window);
-        return new KpiCalculator(client, definitions).valueOver(kpi.code, from, to, dims);
+      const { value, seq } = await currentValues(context).load({
+        code: kpi.code,
+        dims,
+        cursor: selectsField(info, 'cursor'),
       });
       if (value === undefined) return null;
       const dimensions = Object.keys(dims).length ? (dims as Record<string, string>) : null;

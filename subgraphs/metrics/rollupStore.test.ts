@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, withTenant, type TenantClient } from '../../db/pool.ts';
 import { rollupsOf, sketchOf } from '../../test/support/rollupDeltas.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/support/services.ts';
-import { rollupStore, segmentsOf, type TotalsColumn } from './rollupStore.ts';
+import { rollupStore, segmentsOf, type RollupTotals, type TotalsColumn } from './rollupStore.ts';
 import { mergeSketches } from './sketch.ts';
 
 const HOUR = 3_600_000;
@@ -50,7 +50,9 @@ beforeAll(async () => {
     [],
     [['DE', [7, 1, 4]]],
   ]);
-  await as('acme', (client) => rollupStore.apply(client, 'acme', acme, []));
+  // A second KPI of the tenant (no sketches), for totals of several KPIs in one query.
+  const orders = rollupsOf({ ...revenue, code: 'orders', aggregation: 'SUM' }, T0, [[['DE', [1, 2]]]]);
+  await as('acme', (client) => rollupStore.apply(client, 'acme', [...acme, ...orders], []));
   const globex = rollupsOf(revenue, T0, [[['DE', [1000]]]]);
   await as('globex', (client) => rollupStore.apply(client, 'globex', globex, []));
 });
@@ -95,39 +97,60 @@ describe('rollupStore.series', () => {
 });
 
 describe('rollupStore.totals', () => {
-  const totals = (tenant: string, columns: TotalsColumn[], hours = [0, 3]) =>
+  const totals = (tenant: string, codes: string[], columns: TotalsColumn[], hours = [0, 3]) =>
     as(tenant, (client) =>
       rollupStore.totals(
         client,
-        'revenue',
+        codes,
         segmentsOf(new Date(T0 + hours[0]! * HOUR), new Date(T0 + hours[1]! * HOUR)),
         {},
         columns,
       ),
     );
+  const empty: RollupTotals = { count: 0, sum: 0, min: null, max: null, sketch: null };
 
-  it('adds up the rows of the range, only the totals asked for', async () => {
-    expect(await totals('acme', ['sum'])).toEqual({ count: 0, sum: 57, min: null, max: null, sketch: null });
-    const all = await totals('acme', ['count', 'sum', 'min', 'max', 'sketch']);
-    expect(all).toEqual({
-      count: 6,
-      sum: 57,
-      min: 1,
-      max: 30,
-      sketch: mergeSketches([sketchOf([10, 30]), sketchOf([5]), sketchOf([7, 1, 4])]),
-    });
+  it('adds up the rows of the range per KPI, only the totals asked for', async () => {
+    expect(await totals('acme', ['revenue'], ['sum'])).toEqual(new Map([['revenue', { ...empty, sum: 57 }]]));
+    const all = await totals(
+      'acme',
+      ['revenue', 'orders', 'unknown'],
+      ['count', 'sum', 'min', 'max', 'sketch'],
+    );
+    expect(all).toEqual(
+      new Map([
+        [
+          'revenue',
+          {
+            count: 6,
+            sum: 57,
+            min: 1,
+            max: 30,
+            sketch: mergeSketches([sketchOf([10, 30]), sketchOf([5]), sketchOf([7, 1, 4])]),
+          },
+        ],
+        ['orders', { count: 2, sum: 3, min: 1, max: 2, sketch: null }],
+        ['unknown', empty],
+      ]),
+    );
   });
 
   it("answers empty totals over a range without rows, never another tenant's, and no query for none", async () => {
-    const empty = { count: 0, sum: 0, min: null, max: null, sketch: null };
-    expect(await totals('acme', ['count', 'sum', 'min', 'max', 'sketch'], [3, 5])).toEqual(empty);
-    expect(await totals('initech', ['count', 'sketch'])).toEqual(empty);
-    expect(await totals('globex', ['sum', 'max'])).toEqual({ ...empty, sum: 1000, max: 1000 });
+    const columns: TotalsColumn[] = ['count', 'sum', 'min', 'max', 'sketch'];
+    expect(await totals('acme', ['revenue'], columns, [3, 5])).toEqual(new Map([['revenue', empty]]));
+    expect(await totals('initech', ['revenue'], ['count', 'sketch'])).toEqual(new Map([['revenue', empty]]));
+    expect(await totals('globex', ['revenue', 'orders'], ['sum', 'max'])).toEqual(
+      new Map([
+        ['revenue', { ...empty, sum: 1000, max: 1000 }],
+        ['orders', empty],
+      ]),
+    );
     const noClient = {
       query: () => Promise.reject(new Error('no query expected')),
     } as unknown as TenantClient;
-    expect(
-      await rollupStore.totals(noClient, 'revenue', segmentsOf(new Date(T0), new Date(T0 + HOUR)), {}, []),
-    ).toEqual(empty);
+    const hour = segmentsOf(new Date(T0), new Date(T0 + HOUR));
+    expect(await rollupStore.totals(noClient, ['revenue'], hour, {}, [])).toEqual(
+      new Map([['revenue', empty]]),
+    );
+    expect(await rollupStore.totals(noClient, [], hour, {}, ['sum'])).toEqual(new Map());
   });
 });

@@ -181,31 +181,34 @@ export const rollupStore = {
   },
 
   /**
-   * Totals of a KPI over segments, for rows whose dimension values contain `dims`: those asked for (the
-   * others empty, 0 or null); no query when none is.
+   * Totals of KPIs over segments, by code, for rows whose dimension values contain `dims`: those asked
+   * for (the others empty, 0 or null), empty for a KPI without rows; no query when none is asked for.
    */
   async totals(
     client: TenantClient,
-    kpiCode: string,
+    kpiCodes: readonly string[],
     segments: Segment[],
     dims: object,
     totals: readonly TotalsColumn[],
-  ): Promise<RollupTotals> {
+  ): Promise<Map<string, RollupTotals>> {
+    const byCode = new Map(kpiCodes.map((code) => [code, toTotals(undefined)]));
     const columns = TOTALS_COLUMNS.filter((column) => totals.includes(column));
-    if (!segments.length || !columns.length) return toTotals(undefined);
+    if (!kpiCodes.length || !segments.length || !columns.length) return byCode;
     metricReads.inc({ source: 'rollups' });
-    const params: unknown[] = [kpiCode, JSON.stringify(dims)];
+    const params: unknown[] = [kpiCodes, JSON.stringify(dims)];
     const ranges = segments.map((s) => {
       params.push(s.resolution, s.from, s.to);
       const n = params.length;
       return `(resolution = $${n - 2} AND bucket >= $${n - 1} AND bucket < $${n})`;
     });
-    const { rows } = await client.query<TotalsRow>(
-      `SELECT ${columns.map((c) => `${TOTALS_SQL[c]} AS ${c}`).join(', ')}
-         FROM rollups WHERE kpi_code = $1 AND dims @> $2::jsonb AND (${ranges.join(' OR ')})`,
+    const { rows } = await client.query<TotalsRow & { kpi_code: string }>(
+      `SELECT kpi_code, ${columns.map((c) => `${TOTALS_SQL[c]} AS ${c}`).join(', ')}
+         FROM rollups WHERE kpi_code = ANY($1::text[]) AND dims @> $2::jsonb AND (${ranges.join(' OR ')})
+        GROUP BY kpi_code`,
       params,
     );
-    return toTotals(rows[0]);
+    for (const row of rows) byCode.set(row.kpi_code, toTotals(row));
+    return byCode;
   },
 
   /** Distinct values of a KPI in [from, to), for rows whose dimension values contain `dims`. */
