@@ -123,17 +123,25 @@ export class KpiValuePublisher {
       const definitions = await eventStore.definitions(client);
       const wanted = codes.has('*') ? new Set(definitions.keys()) : withDependents(codes, definitions);
       const calculator = new KpiCalculator(client, definitions);
-      const out: Array<{ key: string; value: number | null; payload: KpiValuePayload }> = [];
+      const due: Array<{ kpi: KpiDefinition; key: string }> = [];
       for (const code of wanted) {
         const kpi = definitions.get(code);
         if (!kpi) continue;
         const key = `${tenant}|${code}`;
-        if ((this.notBefore.get(key) ?? 0) > now) {
-          this.markDirty(tenant, [code]);
-          continue;
-        }
-        const { from, to } = currentRange(kpi.window, now);
-        const value = await calculator.valueOver(code, from, to);
+        if ((this.notBefore.get(key) ?? 0) > now) this.markDirty(tenant, [code]);
+        else due.push({ kpi, key });
+      }
+      // Asked for together, the values over the same window come from one query (KpiCalculator).
+      const values = await Promise.all(
+        due.map(({ kpi }) => {
+          const { from, to } = currentRange(kpi.window, now);
+          return calculator.valueOver(kpi.code, from, to);
+        }),
+      );
+      const out: Array<{ key: string; value: number | null; payload: KpiValuePayload }> = [];
+      for (const [i, { kpi, key }] of due.entries()) {
+        const { code } = kpi;
+        const value = values[i]!;
         this.notBefore.set(key, now + kpi.refreshSeconds * 1000);
         if (this.lastValue.has(key) && this.lastValue.get(key) === value) continue;
         const at = new Date(now);
