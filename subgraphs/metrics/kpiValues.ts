@@ -1,6 +1,6 @@
 import type { TenantClient } from '../../db/pool.ts';
 import { evaluateFormula, formulaReferences, parseFormula } from '../../lib/formula.ts';
-import { rollupStore, segmentsOf, type RollupTotals, type TotalsColumn } from './rollupStore.ts';
+import { emptyTotals, rollupStore, segmentsOf, type RollupTotals, type TotalsColumn } from './rollupStore.ts';
 import { RESOLUTIONS, type Resolution } from './rollups.ts';
 import { sketchQuantile } from './sketch.ts';
 import type { KpiDefinition } from './store.ts';
@@ -13,8 +13,6 @@ export interface ComputedValue {
 }
 
 const ADDITIVE = new Set(['COUNT', 'SUM', 'DISTINCT_COUNT']);
-/** The totals of no rollup row (what a DISTINCT_COUNT, which reads none, is given). */
-const valueless: RollupTotals = { count: 0, sum: 0, min: null, max: null, sketch: null };
 const QUANTILE: Record<string, number> = { P50: 0.5, P95: 0.95, P99: 0.99 };
 
 /** The rollup totals each aggregation's value is computed from (valueFromTotals reads no others). */
@@ -118,7 +116,7 @@ export class KpiCalculator {
     dims: Record<string, unknown>,
     columns: readonly TotalsColumn[],
   ): Promise<RollupTotals> {
-    if (!columns.length) return Promise.resolve(valueless);
+    if (!columns.length) return Promise.resolve(emptyTotals()); // a DISTINCT_COUNT reads none
     const key = `${from.getTime()}|${to.getTime()}|${JSON.stringify(dims)}`;
     let batch = this.batches.get(key);
     if (!batch) {
