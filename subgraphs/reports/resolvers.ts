@@ -32,7 +32,7 @@ function latestGeneration(context: ReportsContext, reportId: string): Promise<Ge
   let loader = loaders.get(context);
   if (!loader) {
     loader = new DataLoader(async (ids) => {
-      const latest = await withTenant(context.pool, context.principal.tenant, (client) =>
+      const latest = await withTenantRead(context.pool, context.principal.tenant, (client) =>
         generationStore.latestOf(client, ids),
       );
       return ids.map((id) => latest.get(id) ?? null);
@@ -105,10 +105,12 @@ export const resolvers = {
       // event is the latest generation's stored state, so that a late subscriber sees how it ended.
       subscribe: async (_: unknown, args: { id: string }, context: ReportsContext) => {
         const { tenant } = context.principal;
-        const report = await withTenant(context.pool, tenant, (client) => reportStore.get(client, args.id));
+        const report = await withTenantRead(context.pool, tenant, (client) =>
+          reportStore.get(client, args.id),
+        );
         if (!report) throw notFound(args.id);
         return followProgress(context.redis, tenant, args.id, () =>
-          withTenant(context.pool, tenant, (client) => generationStore.latest(client, args.id)),
+          withTenantRead(context.pool, tenant, (client) => generationStore.latest(client, args.id)),
         );
       },
       // Events are published bare, not wrapped as { reportProgress }.
