@@ -3,6 +3,7 @@ import { withTenant, withTenantRead, type TenantClient } from '../../db/pool.ts'
 import { appError } from '../../lib/errors.ts';
 import { scalars } from '../../lib/scalars.ts';
 import type { PlatformDeps, SubgraphContext } from '../../lib/subgraphServer.ts';
+import { perRequest } from '../../lib/perRequest.ts';
 import type { AlertCondition, Severity } from './detect.ts';
 import { alertStore, insightStore, type AlertRuleRow, type InsightRow } from './store.ts';
 
@@ -26,28 +27,22 @@ interface Loaders {
   alerts: DataLoader<string, AlertRuleRow[]>;
   byId: DataLoader<string, InsightRow | null>;
 }
-const loaders = new WeakMap<Context, Loaders>();
-function loadersOf(context: Context): Loaders {
-  let found = loaders.get(context);
-  if (!found) {
-    const tenantScoped = <T>(fn: (client: TenantClient) => Promise<T>) =>
-      withTenantRead(context.pool, context.principal.tenant, fn);
-    found = {
-      insights: new Map(),
-      alerts: new DataLoader(async (codes) => {
-        const byKpi = await tenantScoped((client) => alertStore.ofKpis(client, codes));
-        return codes.map((code) => byKpi.get(code) ?? []);
-      }),
-      byId: new DataLoader(async (ids) => {
-        const rows = await tenantScoped((client) => insightStore.byIds(client, ids));
-        const byId = new Map(rows.map((row) => [row.id, row]));
-        return ids.map((id) => byId.get(id) ?? null);
-      }),
-    };
-    loaders.set(context, found);
-  }
-  return found;
-}
+const loadersOf = perRequest((context: Context): Loaders => {
+  const tenantScoped = <T>(fn: (client: TenantClient) => Promise<T>) =>
+    withTenantRead(context.pool, context.principal.tenant, fn);
+  return {
+    insights: new Map(),
+    alerts: new DataLoader(async (codes) => {
+      const byKpi = await tenantScoped((client) => alertStore.ofKpis(client, codes));
+      return codes.map((code) => byKpi.get(code) ?? []);
+    }),
+    byId: new DataLoader(async (ids) => {
+      const rows = await tenantScoped((client) => insightStore.byIds(client, ids));
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      return ids.map((id) => byId.get(id) ?? null);
+    }),
+  };
+});
 
 function kpiInsights(context: Context, code: string, limit: number): Promise<InsightRow[]> {
   const perLimit = loadersOf(context).insights;

@@ -3,6 +3,7 @@ import { withTenant, withTenantRead } from '../../db/pool.ts';
 import { appError } from '../../lib/errors.ts';
 import { formulaReferences, parseFormula } from '../../lib/formula.ts';
 import type { PlatformDeps, SubgraphContext } from '../../lib/subgraphServer.ts';
+import { perRequest } from '../../lib/perRequest.ts';
 import { envelope } from '../../streams/envelope.ts';
 import { publishAll } from '../../streams/publisher.ts';
 import { subjects } from '../../streams/subjects.ts';
@@ -12,21 +13,16 @@ import { assertNoIssues, checkFormula, normaliseKpiInput, type KpiInput } from '
 type Context = SubgraphContext<PlatformDeps>;
 
 // One loader per request: `_entities` for many KPIs becomes one query.
-const loaders = new WeakMap<Context, DataLoader<string, StoredKpi | null>>();
-function kpiLoader(context: Context): DataLoader<string, StoredKpi | null> {
-  let loader = loaders.get(context);
-  if (!loader) {
-    loader = new DataLoader(async (codes) => {
+const kpiLoader = perRequest(
+  (context: Context) =>
+    new DataLoader<string, StoredKpi | null>(async (codes) => {
       const rows = await withTenantRead(context.pool, context.principal.tenant, (c) =>
         kpiStore.getMany(c, codes),
       );
       const byCode = new Map(rows.map((row) => [row.code, row]));
       return codes.map((code) => byCode.get(code) ?? null);
-    });
-    loaders.set(context, loader);
-  }
-  return loader;
-}
+    }),
+);
 
 function references(formula: string | null): string[] {
   if (!formula) return [];

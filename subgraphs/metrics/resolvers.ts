@@ -3,6 +3,7 @@ import { Kind, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import { withTenantRead, withTenantReadFrom, type TenantClient } from '../../db/pool.ts';
 import { intervalMs } from '../../lib/durations.ts';
 import { appError } from '../../lib/errors.ts';
+import { perRequest } from '../../lib/perRequest.ts';
 import { scalars } from '../../lib/scalars.ts';
 import type { PlatformDeps, SubgraphContext } from '../../lib/subgraphServer.ts';
 import { lastSequence } from '../../streams/connection.ts';
@@ -118,14 +119,9 @@ interface CurrentKey {
 
 // One loader per request: the current values of all the KPIs it asks for come from one transaction, and
 // those over the same window from one query (KpiCalculator batches their totals).
-const currentLoaders = new WeakMap<
-  Context,
-  DataLoader<CurrentKey, { value?: number | null; seq?: number }, string>
->();
-function currentValues(context: Context) {
-  let loader = currentLoaders.get(context);
-  if (!loader) {
-    loader = new DataLoader(
+const currentValues = perRequest(
+  (context: Context) =>
+    new DataLoader<CurrentKey, { value?: number | null; seq?: number }, string>(
       async (keys) => {
         const { tenant } = context.principal;
         // A cursor is the KPI's position in the KPI stream, read before the value, so that every value
@@ -153,11 +149,8 @@ function currentValues(context: Context) {
         return keys.map((_, i) => ({ value: values[i], seq: seqs[i] }));
       },
       { cacheKeyFn: ({ code, dims, cursor }) => `${code}\u0000${JSON.stringify(dims)}\u0000${cursor}` },
-    );
-    currentLoaders.set(context, loader);
-  }
-  return loader;
-}
+    ),
+);
 
 /** Whether the field being resolved selects `name`, through fragments too (@skip and @include not read). */
 function selectsField(info: GraphQLResolveInfo, name: string): boolean {

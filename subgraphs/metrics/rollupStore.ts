@@ -284,23 +284,12 @@ export const rollupStore = {
     // Over no rows, json_agg is null.
     const [times, ...rest] = (JSON.parse(rows[0]!.buckets) as unknown[][]).map((values) => values ?? []);
     const groups = grouped ? (rest.shift() as Array<Record<string, string | null>>) : undefined;
-    const byColumn = new Map(columns.map((name, i) => [name, rest[i]!]));
-    const counts = byColumn.get('count') as TotalsRow['count'][] | undefined;
-    const sums = byColumn.get('sum') as TotalsRow['sum'][] | undefined;
-    const mins = byColumn.get('min') as TotalsRow['min'][] | undefined;
-    const maxes = byColumn.get('max') as TotalsRow['max'][] | undefined;
-    const sketches = byColumn.get('sketch') as TotalsRow['sketch'][] | undefined;
-    return (times as number[]).map((at, i) => ({
-      ...toTotals({
-        count: counts?.[i] ?? null,
-        sum: sums?.[i] ?? null,
-        min: mins?.[i] ?? null,
-        max: maxes?.[i] ?? null,
-        sketch: sketches?.[i] ?? null,
-      }),
-      at: new Date(at),
-      group: groups?.[i] ?? {},
-    }));
+    return (times as number[]).map((at, i) => {
+      const row: TotalsRow = { count: null, sum: null, min: null, max: null, sketch: null };
+      for (const [c, column] of columns.entries())
+        (row as Record<TotalsColumn, unknown>)[column] = rest[c]![i];
+      return { ...toTotals(row), at: new Date(at), group: groups?.[i] ?? {} };
+    });
   },
 
   /** Distinct counts per interval bucket, grouped like series. */

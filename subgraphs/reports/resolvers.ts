@@ -6,6 +6,7 @@ import { appError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { RedisPubSub, ReportProgress } from '../../lib/redis.ts';
 import { scalars } from '../../lib/scalars.ts';
+import { perRequest } from '../../lib/perRequest.ts';
 import type { Broker } from '../../streams/connection.ts';
 import { enqueueGeneration, followProgress } from './queue.ts';
 import { generationStore, kpiDimensions, reportStore, type GenerationRow, type ReportRow } from './store.ts';
@@ -27,20 +28,17 @@ export interface ReportsContext {
 }
 
 // One loader per request: the status and lastRun of every listed report come from one query.
-const loaders = new WeakMap<ReportsContext, DataLoader<string, GenerationRow | null>>();
-function latestGeneration(context: ReportsContext, reportId: string): Promise<GenerationRow | null> {
-  let loader = loaders.get(context);
-  if (!loader) {
-    loader = new DataLoader(async (ids) => {
+const generationLoader = perRequest(
+  (context: ReportsContext) =>
+    new DataLoader<string, GenerationRow | null>(async (ids) => {
       const latest = await withTenantRead(context.pool, context.principal.tenant, (client) =>
         generationStore.latestOf(client, ids),
       );
       return ids.map((id) => latest.get(id) ?? null);
-    });
-    loaders.set(context, loader);
-  }
-  return loader.load(reportId);
-}
+    }),
+);
+const latestGeneration = (context: ReportsContext, reportId: string): Promise<GenerationRow | null> =>
+  generationLoader(context).load(reportId);
 
 const notFound = (id: string) => appError('NOT_FOUND', `no report with id "${id}"`, { field: 'id' });
 
