@@ -349,6 +349,23 @@ describe('subgraphs hold callers to the same rules when called directly', () => 
     }
   });
 
+  it('refuses a subscription asked of a subgraph, pointing at the gateway that serves it', async () => {
+    const asked = [
+      ['metrics', 'subscription { kpiUpdated(codes: ["checkout.revenue"]) { value } }', 'kpiUpdated'],
+      ['metrics', 'subscription { metricUpdates(names: ["checkout.revenue"]) { value } }', 'metricUpdates'],
+      ['insights', 'subscription { newInsights(context: "checkout") { id } }', 'newInsights'],
+    ] as const;
+    for (const [name, query, field] of asked) {
+      const { body } = await platform.graphql(query, { token: admin, url: platform.subgraphUrls[name] });
+      expect(body.data ?? null).toBeNull();
+      const [error] = body.errors ?? [];
+      expect(error?.extensions?.['code']).toBe('NOT_IMPLEMENTED');
+      expect(error?.message).toMatch(
+        new RegExp(`^${field} is served by the gateway .*subscribe through the gateway$`),
+      );
+    }
+  });
+
   it('metadata answers _entities only within the token tenant', async () => {
     const query = `query ($r: [_Any!]!) { _entities(representations: $r) { ... on Kpi { code name } } }`;
     const variables = { r: [{ __typename: 'Kpi', code: 'checkout.revenue' }] };
