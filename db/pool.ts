@@ -5,6 +5,11 @@ import { ATTR_COMPONENT, ATTR_TENANT, SpanKind, withSpan } from '../lib/telemetr
 /** A transaction client whose every statement is confined to one tenant by row-level security. */
 export type TenantClient = pg.PoolClient;
 
+/** Where transactions get their client: a pool, or the read pool of db/readPool.ts. */
+export interface Connectable {
+  connect(): Promise<pg.PoolClient>;
+}
+
 /**
  * Creates the service's connection pool (the application role, never an owner or superuser); its
  * saturation shows on /metrics under `name`.
@@ -31,7 +36,7 @@ export function createPool(connectionString: string, max = 10, name = 'app'): pg
  * The transaction is one `postgres transaction` span (waiting for a pool client included).
  */
 export function withTenant<T>(
-  pool: pg.Pool,
+  pool: Connectable,
   tenant: string,
   fn: (client: TenantClient) => Promise<T>,
 ): Promise<T> {
@@ -44,7 +49,7 @@ export function withTenant<T>(
  * back to the pool (or, if the commit fails, is discarded) once it has. One round trip less per read.
  */
 export function withTenantRead<T>(
-  pool: pg.Pool,
+  pool: Connectable,
   tenant: string,
   fn: (client: TenantClient) => Promise<T>,
 ): Promise<T> {
@@ -56,7 +61,7 @@ export function withTenantRead<T>(
  * BEGIN and the tenant setting; fn gets its rows. For a read that always starts with the same query.
  */
 export function withTenantReadFrom<R, T>(
-  pool: pg.Pool,
+  pool: Connectable,
   tenant: string,
   opening: string,
   fn: (client: TenantClient, rows: R[]) => Promise<T>,
@@ -66,7 +71,7 @@ export function withTenantReadFrom<R, T>(
 
 /** One `postgres transaction` span (waiting for a pool client included); a read-only one is not awaited to commit. */
 function inTransaction<T>(
-  pool: pg.Pool,
+  pool: Connectable,
   tenant: string,
   fn: (client: TenantClient, openingRows: unknown[]) => Promise<T>,
   mode: { readOnly: boolean; opening?: string },
@@ -110,7 +115,10 @@ function inTransaction<T>(
 }
 
 /** Refuses to run as a role that could read across tenants (superuser, BYPASSRLS, or a table owner). */
-export async function assertRowLevelSecurity(pool: pg.Pool): Promise<void> {
+export async function assertRowLevelSecurity(
+  pool: pg.Pool | pg.PoolClient,
+  setting = 'DATABASE_URL',
+): Promise<void> {
   const { rows } = await pool.query<{
     rolname: string;
     rolsuper: boolean;
@@ -124,7 +132,7 @@ export async function assertRowLevelSecurity(pool: pg.Pool): Promise<void> {
   const role = rows[0];
   if (!role || role.rolsuper || role.rolbypassrls || role.owns) {
     throw new Error(
-      `invalid setting DATABASE_URL: role ${role?.rolname ?? '?'} can bypass row-level security; connect as pulsegraph_app`,
+      `invalid setting ${setting}: role ${role?.rolname ?? '?'} can bypass row-level security; connect as pulsegraph_app`,
     );
   }
 }

@@ -65,6 +65,8 @@ const schema = z.object({
   SUBGRAPH_INSIGHTS_URL: url(['http:', 'https:']).optional(),
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
   DATABASE_ADMIN_URL: url(['postgres:', 'postgresql:']).optional(),
+  // A read replica of DATABASE_URL for reads that tolerate a little lag (db/readPool.ts, docs/scaling.md).
+  DATABASE_READ_URL: url(['postgres:', 'postgresql:']).optional(),
   DATABASE_APP_PASSWORD: z.string().min(8).optional(),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
   NATS_URL: url(['nats:', 'tls:']).optional(),

@@ -83,6 +83,13 @@ export const jetstreamPending = new Gauge({
   labelNames: ['consumer'] as const,
 });
 
+/** Reads meant for the read replica (DATABASE_READ_URL) that went to the primary because it was unreachable. */
+export const replicaFallbacks = new Counter({
+  name: 'pulsegraph_db_replica_fallback_total',
+  help: 'Transactions meant for the read replica (DATABASE_READ_URL) that ran on the primary because the replica could not be reached',
+  labelNames: ['pool'] as const,
+});
+
 // Pools are summed by name at scrape time; an ended pool drops out.
 const pools = new Map<pg.Pool, string>();
 const poolState = (pool: pg.Pool) => pool as pg.Pool & { ending?: boolean; ended?: boolean };

@@ -16,6 +16,7 @@ import {
 } from 'graphql';
 import type pg from 'pg';
 import { assertRowLevelSecurity, createPool, pingDatabase } from '../db/pool.ts';
+import { createReadPool, type ReadPool } from '../db/readPool.ts';
 import { connectBroker, ensureStreams, pingBroker, type Broker } from '../streams/connection.ts';
 import type { Config } from './config.ts';
 import { createYoga } from 'graphql-yoga';
@@ -234,9 +235,11 @@ export async function startSubgraph<Deps extends object>(
   };
 }
 
-/** What every yoga subgraph of the platform gets: the tenant-scoped pool and the broker. */
+/** What every yoga subgraph of the platform gets: the tenant-scoped pools and the broker. */
 export interface PlatformDeps {
   pool: pg.Pool;
+  /** For reads that tolerate a little lag: the read replica if DATABASE_READ_URL is set, else the primary. */
+  readPool: ReadPool;
   broker: Broker;
 }
 
@@ -252,13 +255,18 @@ export async function startPlatformSubgraph(options: {
   const { config, logger } = options;
   const pool = createPool(config.DATABASE_URL!, config.DATABASE_POOL_SIZE, options.name);
   await assertRowLevelSecurity(pool);
+  const readPool = await createReadPool(pool, config.DATABASE_READ_URL, {
+    max: config.DATABASE_POOL_SIZE,
+    name: options.name,
+    logger,
+  });
   const broker = await connectBroker(config.NATS_URL!, options.name, logger);
   await ensureStreams(broker.nc);
   return startSubgraph({
     name: options.name,
     typeDefs: parse(readFileSync(options.schemaUrl, 'utf8')),
     resolvers: options.resolvers,
-    deps: { pool, broker },
+    deps: { pool, readPool, broker },
     verifier: await createTokenVerifier(config),
     logger,
     readiness: { postgres: () => pingDatabase(pool), nats: () => pingBroker(broker.nc) },
@@ -268,6 +276,7 @@ export async function startPlatformSubgraph(options: {
     host: config.HOST,
     onClose: async () => {
       await broker.close();
+      await readPool.end();
       await pool.end();
     },
   });

@@ -57,8 +57,11 @@ export async function startLocalPlatform(options: {
   logLevel?: string;
   /** Further settings (lib/config.ts names) for every service, e.g. lower rate limits in a test. */
   env?: Record<string, string>;
+  /** Gets the migrated database's application URL; answers DATABASE_READ_URL (a replica of it). */
+  readReplica?: (appUrl: string) => Promise<string>;
 }): Promise<LocalPlatform> {
   const db = await createScratchDatabase(options.clusterAdminUrl, options.appPassword);
+  const readUrl = await options.readReplica?.(db.appUrl);
   const dataDir = await mkdtemp(join(tmpdir(), 'pulsegraph-local-'));
   // Production: jwt mode with a PEM public key, as an operator would configure it; dev keys otherwise.
   const keys = options.production ? await generateKeyPair('ES256') : undefined;
@@ -73,6 +76,7 @@ export async function startLocalPlatform(options: {
     LOG_LEVEL: options.logLevel ?? 'silent',
     DATA_DIR: dataDir,
     DATABASE_URL: db.appUrl,
+    ...(readUrl ? { DATABASE_READ_URL: readUrl } : {}),
     NATS_URL: natsUrl,
     REDIS_URL: redis?.url ?? options.redisUrl,
     METADATA_PORT: '0',

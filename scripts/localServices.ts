@@ -7,7 +7,7 @@ import { findOnPath, hasExited, outputTail, spawnTied, stopChild, waitForExit } 
 import { freePort, pollUntil, readFirstLine } from './network.ts';
 
 export { freePort } from './network.ts';
-export { startPostgres, type PostgresHandle, type PostgresOptions } from './localPostgres.ts';
+export { startPostgres, startStandby, type PostgresHandle, type PostgresOptions } from './localPostgres.ts';
 
 /** A local server process we started, restartable on the same port and data. */
 export interface ServerHandle {

@@ -49,7 +49,8 @@ function kpiInsights(context: Context, code: string, limit: number): Promise<Ins
   let loader = perLimit.get(limit);
   if (!loader) {
     loader = new DataLoader(async (codes) => {
-      const byKpi = await withTenantRead(context.pool, context.principal.tenant, (client) =>
+      // Listings tolerate a little lag: the read replica, if there is one (an insight by id does not).
+      const byKpi = await withTenantRead(context.readPool, context.principal.tenant, (client) =>
         insightStore.latestOfKpis(client, codes, limit),
       );
       return codes.map((c) => byKpi.get(c) ?? []);
@@ -66,7 +67,9 @@ export const resolvers = {
     insights: (_: unknown, args: { context: string; limit?: number | null }, context: Context) => {
       const { tenant } = context.principal;
       const limit = checkLimit(args.limit);
-      return withTenantRead(context.pool, tenant, (client) => insightStore.list(client, args.context, limit));
+      return withTenantRead(context.readPool, tenant, (client) =>
+        insightStore.list(client, args.context, limit),
+      );
     },
     alerts: (_: unknown, args: { kpi?: string | null }, context: Context) => {
       const { tenant } = context.principal;

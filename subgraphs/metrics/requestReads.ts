@@ -12,20 +12,35 @@ import { DEFINITIONS_SQL, definitionsByCode, type KpiDefinition } from './store.
 
 type Context = SubgraphContext<PlatformDeps>;
 
-// The definitions of the caller's tenant, read once per request however many KPIs it resolves, in the
-// first round trip of the transaction that needs them first.
-const definitionsByRequest = new WeakMap<Context, Promise<Map<string, KpiDefinition>>>();
+/**
+ * Where a read goes: the primary, or the read replica (DATABASE_READ_URL; the primary without one) for
+ * reads that tolerate a little lag, such as series. A value shown beside a KPI just defined or events
+ * just ingested reads the primary.
+ */
+export type ReadSource = 'primary' | 'replica';
+
+// The definitions of the caller's tenant, read once per request and source however many KPIs it
+// resolves, in the first round trip of the transaction that needs them first. Kept per source: a
+// replica's definitions may lag, and a KPI defined a moment ago must not go missing from the primary's.
+const definitionsByRequest: Record<ReadSource, WeakMap<Context, Promise<Map<string, KpiDefinition>>>> = {
+  primary: new WeakMap(),
+  replica: new WeakMap(),
+};
 
 /**
  * Runs fn in a read transaction of the caller's tenant with the tenant's definitions: the request's, if
- * it has read them already, or else read with the transaction's BEGIN (one round trip for both).
+ * it has read them already from this source, or else read with the transaction's BEGIN (one round trip
+ * for both).
  */
 export function readWithDefinitions<T>(
   context: Context,
   fn: (client: TenantClient, definitions: Map<string, KpiDefinition>) => Promise<T>,
+  source: ReadSource = 'primary',
 ): Promise<T> {
-  const { pool, principal } = context;
-  const known = definitionsByRequest.get(context);
+  const { principal } = context;
+  const pool = source === 'replica' ? context.readPool : context.pool;
+  const byRequest = definitionsByRequest[source];
+  const known = byRequest.get(context);
   if (known) {
     return known.then((definitions) =>
       withTenantRead(pool, principal.tenant, (client) => fn(client, definitions)),
@@ -33,14 +48,14 @@ export function readWithDefinitions<T>(
   }
   const definitions = Promise.withResolvers<Map<string, KpiDefinition>>();
   definitions.promise.catch(() => undefined); // a failure is the caller's, through the transaction
-  definitionsByRequest.set(context, definitions.promise);
+  byRequest.set(context, definitions.promise);
   return withTenantReadFrom<KpiDefinition, T>(pool, principal.tenant, DEFINITIONS_SQL, (client, rows) => {
     const byCode = definitionsByCode(rows);
     definitions.resolve(byCode);
     return fn(client, byCode);
   }).catch((error: unknown) => {
     definitions.reject(error);
-    definitionsByRequest.delete(context);
+    byRequest.delete(context);
     throw error;
   });
 }
@@ -48,9 +63,35 @@ export function readWithDefinitions<T>(
 /** The tenant's definitions alone (one round trip when the request has not read them yet). */
 function definitionsOf(context: Context): Promise<Map<string, KpiDefinition>> {
   return (
-    definitionsByRequest.get(context) ??
+    definitionsByRequest.primary.get(context) ??
     readWithDefinitions(context, (_, definitions) => Promise.resolve(definitions))
   );
+}
+
+/**
+ * Runs fn where lag is tolerated: on the read replica with its definitions, unless one of `codes` is a KPI
+ * the replica does not know yet (defined a moment ago, checked against the primary's definitions only
+ * then), in which case on the primary. Without a replica, on the primary, sharing its definitions.
+ */
+export async function readLagTolerant<T>(
+  context: Context,
+  codes: readonly string[],
+  fn: (client: TenantClient, definitions: Map<string, KpiDefinition>) => Promise<T>,
+): Promise<T> {
+  if (!context.readPool.replica) return readWithDefinitions(context, fn);
+  const onReplica = await readWithDefinitions(
+    context,
+    async (client, definitions) => {
+      const unknown = codes.filter((code) => !definitions.has(code));
+      if (unknown.length) {
+        const current = await definitionsOf(context);
+        if (unknown.some((code) => current.has(code))) return undefined;
+      }
+      return { value: await fn(client, definitions) };
+    },
+    'replica',
+  );
+  return onReplica ? onReplica.value : readWithDefinitions(context, fn);
 }
 
 // KPIs are never deleted, so a code once seen stays a KPI of its tenant: kpi(code) answers from here

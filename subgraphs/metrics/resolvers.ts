@@ -7,7 +7,7 @@ import { encodeCursor } from '../../streams/cursor.ts';
 import { ingestEvents } from './ingest.ts';
 import { KpiCalculator, type ComputedValue } from './kpiValues.ts';
 import { metricOf } from './metricShape.ts';
-import { currentValues, kpiExists, readWithDefinitions } from './requestReads.ts';
+import { currentValues, kpiExists, readLagTolerant } from './requestReads.ts';
 import { eventStore } from './store.ts';
 
 type Context = SubgraphContext<PlatformDeps>;
@@ -87,7 +87,7 @@ export const resolvers = {
     ) => {
       const range = checkRange(args.timeRange);
       const groupBy = args.dimensions ?? [];
-      return readWithDefinitions(context, async (client, definitions) => {
+      return readLagTolerant(context, args.names, async (client, definitions) => {
         const calculator = new KpiCalculator(client, definitions);
         const metrics = [];
         for (const name of args.names) {
@@ -170,7 +170,7 @@ export const resolvers = {
     ) => {
       const range = checkRange(args.timeRange);
       const dims = dimensionFilter(args.dimensions);
-      const values = await readWithDefinitions(context, (client, definitions) =>
+      const values = await readLagTolerant(context, [kpi.code], (client, definitions) =>
         new KpiCalculator(client, definitions).series(kpi.code, range, dims),
       );
       return values.map((value) => kpiValue(kpi.code, value, `s:${value.at.getTime()}`));

@@ -1,8 +1,7 @@
 // The rows of a report, computed from rollups by the metrics subgraph's KPI calculator (the same
 // numbers the `metrics` query serves) and walked in chunks of time so that memory stays flat however
 // long the range: a chunk is computed, yielded row by row, and dropped before the next one is read.
-import type pg from 'pg';
-import { withTenant } from '../../db/pool.ts';
+import { withTenantRead, type Connectable } from '../../db/pool.ts';
 import { intervalMs } from '../../lib/durations.ts';
 import { KpiCalculator, type ComputedValue } from '../metrics/kpiValues.ts';
 import { eventStore, type KpiDefinition } from '../metrics/store.ts';
@@ -69,12 +68,14 @@ export function reportDimensions(config: ReportConfig): string[] {
  * `onProgress` is awaited after each chunk.
  */
 export async function* reportRows(
-  pool: pg.Pool,
+  pools: { pool: Connectable; readPool: Connectable },
   tenant: string,
   config: ReportConfig,
   onProgress?: (progress: ReportRowsProgress) => void | Promise<void>,
 ): AsyncGenerator<ReportDataRow> {
-  const definitions = await withTenant(pool, tenant, (client) => eventStore.definitions(client));
+  // The definitions from the primary (a KPI defined a moment ago is there), the values from the read
+  // replica if there is one: the heaviest reads of the platform, and a report tolerates a little lag.
+  const definitions = await withTenantRead(pools.pool, tenant, (client) => eventStore.definitions(client));
   const plan = planReport(config, definitions);
   const totalWork = plan.kpis.length * plan.buckets;
   let rows = 0;
@@ -82,7 +83,7 @@ export async function* reportRows(
     const grouped = plan.dimensions.length > 0;
     const chunkOf = (from: number, buckets: number) => {
       const to = Math.min(plan.to, from + buckets * plan.interval);
-      const values = withTenant(pool, tenant, (client) =>
+      const values = withTenantRead(pools.readPool, tenant, (client) =>
         new KpiCalculator(client, definitions).series(
           kpi.code,
           { from: new Date(from), to: new Date(to), interval: plan.interval },

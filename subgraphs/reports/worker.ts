@@ -4,6 +4,7 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type pg from 'pg';
 import { assertRowLevelSecurity, createPool, withTenant } from '../../db/pool.ts';
+import { createReadPool, type ReadPool } from '../../db/readPool.ts';
 import { TENANT_PATTERN } from '../../lib/auth.ts';
 import type { Config } from '../../lib/config.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -28,6 +29,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** What a job needs from its worker. */
 interface WorkerDeps {
   pool: pg.Pool;
+  /** For the report's values: the read replica if DATABASE_READ_URL is set, else the primary. */
+  readPool: ReadPool;
   redis: RedisPubSub;
   dataDir: string;
   logger: Logger;
@@ -145,7 +148,7 @@ async function generate(deps: WorkerDeps, tenant: string, generation: Generation
     generationId: generation.id,
     format: generation.format,
     dimensions: reportDimensions(report.config),
-    rows: reportRows(deps.pool, tenant, report.config, onProgress),
+    rows: reportRows(deps, tenant, report.config, onProgress),
     signal: deps.abandon,
   });
 }
@@ -220,13 +223,25 @@ async function announceSafely(deps: WorkerDeps, tenant: string, generation: Gene
 export async function startReportWorker(config: Config, logger: Logger): Promise<RunningService> {
   const pool = createPool(config.DATABASE_URL!, config.DATABASE_POOL_SIZE);
   await assertRowLevelSecurity(pool);
+  const readPool = await createReadPool(pool, config.DATABASE_READ_URL, {
+    max: config.DATABASE_POOL_SIZE,
+    name: 'report-worker',
+    logger,
+  });
   const broker = await connectBroker(config.NATS_URL!, 'report-worker', logger);
   await ensureStreams(broker.nc);
   await ensureConsumer(broker.nc, consumers.reportWorker);
   const redis = createRedisPubSub(config.REDIS_URL!, logger);
   const stop = new AbortController();
   const abandon = new AbortController();
-  const deps: WorkerDeps = { pool, redis, dataDir: config.DATA_DIR, logger, abandon: abandon.signal };
+  const deps: WorkerDeps = {
+    pool,
+    readPool,
+    redis,
+    dataDir: config.DATA_DIR,
+    logger,
+    abandon: abandon.signal,
+  };
   const loop = pullBatches(
     broker.js,
     consumers.reportWorker,
@@ -244,6 +259,7 @@ export async function startReportWorker(config: Config, logger: Logger): Promise
       clearTimeout(grace);
       await redis.close();
       await broker.close();
+      await readPool.end();
       await pool.end();
     },
   };

@@ -1,0 +1,286 @@
+// DATABASE_READ_URL: reads that tolerate lag (series, metrics, insight listings, report values) go to a hot
+// standby of the platform's Postgres; current values, definitions and everything after a write stay on
+// the primary. The standby streams from a primary of this file's own; pausing its WAL replay makes the
+// two differ, so every answer shows where it was read.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { register } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPool, withTenant } from '../db/pool.ts';
+import { createReadPool } from '../db/readPool.ts';
+import { createLogger } from '../lib/logger.ts';
+import { startLocalPlatform, type LocalPlatform } from '../scripts/localPlatform.ts';
+import { startPostgres, startStandby, type PostgresHandle } from '../scripts/localServices.ts';
+import { freePort, pollUntil } from '../scripts/network.ts';
+import { insightStore } from '../subgraphs/insights/store.ts';
+import { reportRows, type ReportDataRow } from '../subgraphs/reports/reportRows.ts';
+import { services, TEST_APP_PASSWORD } from './support/services.ts';
+
+const NOW = Date.now();
+const HOUR = 3_600_000;
+const DEFINE = `mutation ($input: KpiInput!) { defineKpi(input: $input) { code } }`;
+const INGEST = `mutation ($events: [EventInput!]!) { ingestEvents(events: $events) { accepted } }`;
+const RANGE = {
+  start: new Date(Math.floor(NOW / HOUR) * HOUR - HOUR).toISOString(),
+  end: new Date(Math.floor(NOW / HOUR) * HOUR + HOUR).toISOString(),
+  interval: '1h',
+};
+
+let dir: string;
+let primary: PostgresHandle;
+let standby: PostgresHandle;
+let platform: LocalPlatform;
+let token: string;
+let sent = 0;
+
+/** Runs sql as superuser on a cluster's `postgres` database. */
+async function onCluster<T extends pg.QueryResultRow>(cluster: PostgresHandle, sql: string): Promise<T[]> {
+  const url = new URL(cluster.adminUrl);
+  url.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  try {
+    return (await client.query<T>(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Waits until the standby has replayed everything the primary has written so far. */
+async function caughtUp(): Promise<void> {
+  const [position] = await onCluster<{ lsn: string }>(primary, 'SELECT pg_current_wal_lsn()::text AS lsn');
+  const lsn = position!.lsn;
+  const replayed = () =>
+    onCluster<{ done: boolean }>(standby, `SELECT pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn AS done`).then(
+      (rows) => rows[0]!.done,
+    );
+  expect(await pollUntil(replayed, { timeoutMs: 20_000 })).toBe(true);
+}
+
+/** Holds the standby's replay (it still receives WAL) until fn is done, then lets it catch up. */
+async function withReplayPaused(fn: () => Promise<void>): Promise<void> {
+  await onCluster(standby, 'SELECT pg_wal_replay_pause()');
+  const paused = async () =>
+    (await onCluster<{ state: string }>(standby, 'SELECT pg_get_wal_replay_pause_state() AS state'))[0]!
+      .state === 'paused';
+  expect(await pollUntil(paused, { timeoutMs: 10_000 })).toBe(true);
+  try {
+    await fn();
+  } finally {
+    await onCluster(standby, 'SELECT pg_wal_replay_resume()');
+  }
+  await caughtUp();
+}
+
+async function query<T>(text: string, variables?: Record<string, unknown>): Promise<T> {
+  const { body } = await platform.graphql(text, { token, variables });
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  return body.data as T;
+}
+
+async function ingest(count: number): Promise<void> {
+  const events = Array.from({ length: count }, () => ({
+    id: `order-${sent++}`,
+    type: 'BUSINESS_EVENT',
+    name: 'order.placed',
+    source: 'web',
+    timestamp: new Date(NOW - 60_000).toISOString(),
+    attributes: { country: 'DE' },
+  }));
+  expect(await query(INGEST, { events })).toEqual({ ingestEvents: { accepted: count } });
+}
+
+const current = async (code: string) =>
+  (await query<{ kpi: { current: { value: number } } }>(`{ kpi(code: "${code}") { current { value } } }`)).kpi
+    .current.value;
+const seriesOf = async (code: string) =>
+  (
+    await query<{ kpi: { series: Array<{ value: number }> } }>(
+      `query ($t: TimeRangeInput!) { kpi(code: "${code}") { series(timeRange: $t) { value } } }`,
+      { t: RANGE },
+    )
+  ).kpi.series.map((v) => v.value);
+const total = (values: number[]) => values.reduce((s, v) => s + v, 0);
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pulsegraph-replica-'));
+  primary = await startPostgres({ dataDir: join(dir, 'primary'), persistent: false });
+  standby = await startStandby(primary, { dataDir: join(dir, 'standby') });
+  platform = await startLocalPlatform({
+    clusterAdminUrl: primary.adminUrl,
+    appPassword: TEST_APP_PASSWORD,
+    redisUrl: services().redisUrl,
+    workers: true,
+    readReplica: async (appUrl) => {
+      await caughtUp(); // the database and its migrations are on the standby before any service connects
+      const url = new URL(appUrl);
+      url.port = String(standby.port);
+      return url.toString();
+    },
+  });
+  token = await platform.token('shop', ['admin']);
+  await query(DEFINE, {
+    input: { code: 'orders', name: 'Orders', eventName: 'order.placed', aggregation: 'COUNT' },
+  });
+  await ingest(3);
+  expect(await pollUntil(async () => (await current('orders')) === 3, { timeoutMs: 30_000 })).toBe(true);
+  await caughtUp();
+}, 120_000);
+
+afterAll(async () => {
+  await platform?.stop();
+  await standby?.stop();
+  await primary?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('with DATABASE_READ_URL', () => {
+  it('answers series and metrics from the replica, current values from the primary', async () => {
+    expect(total(await seriesOf('orders'))).toBe(3);
+    await withReplayPaused(async () => {
+      await ingest(2);
+      expect(await pollUntil(async () => (await current('orders')) === 5, { timeoutMs: 30_000 })).toBe(true);
+      // The primary has 5 orders; the replica, replay held, still 3.
+      expect(total(await seriesOf('orders'))).toBe(3);
+      const { metrics } = await query<{ metrics: Array<{ value: number }> }>(
+        `query ($t: TimeRangeInput!) { metrics(names: ["orders"], timeRange: $t) { value } }`,
+        { t: RANGE },
+      );
+      expect(total(metrics.map((m) => m.value))).toBe(3);
+    });
+    expect(await pollUntil(async () => total(await seriesOf('orders')) === 5, { timeoutMs: 20_000 })).toBe(
+      true,
+    );
+  });
+
+  it('reads a KPI defined a moment ago, which the replica does not have yet, from the primary', async () => {
+    await withReplayPaused(async () => {
+      await query(DEFINE, {
+        input: { code: 'placed', name: 'Placed', eventName: 'order.placed', aggregation: 'COUNT' },
+      });
+      // Its two hourly buckets, from the primary's definitions; the replica knows no such KPI (no buckets).
+      expect(await seriesOf('placed')).toHaveLength(2);
+      expect(await current('placed')).not.toBeNull();
+    });
+  });
+
+  it('lists insights from the replica, and an insight asked for by id from the primary', async () => {
+    const pool = createPool(platform.config.DATABASE_URL!, 1, 'replica-test');
+    try {
+      await withReplayPaused(async () => {
+        await withTenant(pool, 'shop', (client) =>
+          insightStore.open(
+            client,
+            'shop',
+            { context: 'orders', kind: 'anomaly', episode: 'e1', direction: 'up', kpiCode: 'orders' },
+            {
+              severity: 'WARNING',
+              title: 'Orders up',
+              detail: 'more orders',
+              observed: 5,
+              expected: 3,
+              at: new Date(),
+            },
+            {},
+          ),
+        );
+        const listed = await query<{
+          insights: Array<{ id: string }>;
+          kpi: { insights: Array<{ id: string }> };
+        }>(`{ insights(context: "orders") { id } kpi(code: "orders") { insights { id } } }`);
+        expect(listed).toEqual({ insights: [], kpi: { insights: [] } });
+        // By id, as the gateway resolves one the detector has just published: the primary's.
+        const id = await withTenant(pool, 'shop', async (client) => {
+          const { rows } = await client.query<{ id: string }>(
+            `SELECT id FROM insights WHERE context = 'orders'`,
+          );
+          return rows[0]!.id;
+        });
+        const { body } = await platform.graphql(
+          `query ($r: [_Any!]!) { _entities(representations: $r) { ... on Insight { title } } }`,
+          { token, variables: { r: [{ __typename: 'Insight', id }] }, url: platform.subgraphUrls.insights },
+        );
+        expect(body).toEqual({ data: { _entities: [{ title: 'Orders up' }] } });
+      });
+      const listed = await query<{ insights: Array<{ id: string; title: string }> }>(
+        `{ insights(context: "orders") { id title } }`,
+      );
+      expect(listed.insights.map((i) => i.title)).toEqual(['Orders up']);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('computes report values on the replica with the definitions of the primary', async () => {
+    const logger = createLogger('replica-test', 'silent');
+    const pool = createPool(platform.config.DATABASE_URL!, 2, 'replica-test');
+    const readPool = await createReadPool(pool, platform.config.DATABASE_READ_URL, {
+      max: 2,
+      name: 'replica-test',
+      logger,
+    });
+    const config = { metrics: ['orders'], dimensions: [], filters: [], timeRange: RANGE };
+    const rowsNow = async () => {
+      const rows: ReportDataRow[] = [];
+      for await (const row of reportRows({ pool, readPool }, 'shop', config)) rows.push(row);
+      return rows;
+    };
+    try {
+      await withReplayPaused(async () => {
+        await ingest(4);
+        expect(await pollUntil(async () => (await current('orders')) === 9, { timeoutMs: 30_000 })).toBe(
+          true,
+        );
+        expect(total((await rowsNow()).map((r) => r.value ?? 0))).toBe(5);
+      });
+      expect(total((await rowsNow()).map((r) => r.value ?? 0))).toBe(9);
+    } finally {
+      await readPool.end();
+      await pool.end();
+    }
+  });
+});
+
+describe('the read pool', () => {
+  const logger = createLogger('replica-test', 'silent');
+  const fallbacks = async () =>
+    (await register.getSingleMetric('pulsegraph_db_replica_fallback_total')!.get()).values
+      .filter((v) => v.labels['pool'] === 'fallback-test')
+      .reduce((s, v) => s + v.value, 0);
+
+  it('reads from the primary while the replica cannot be reached, and counts it', async () => {
+    const pool = createPool(platform.config.DATABASE_URL!, 1, 'fallback-test');
+    const down = new URL(platform.config.DATABASE_URL!);
+    down.port = String(await freePort()); // nothing listens there
+    const readPool = await createReadPool(pool, down.toString(), { max: 1, name: 'fallback-test', logger });
+    try {
+      const before = await fallbacks();
+      const client = await readPool.connect();
+      try {
+        const { rows } = await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby');
+        expect(rows).toEqual([{ standby: false }]);
+      } finally {
+        client.release();
+      }
+      expect((await fallbacks()) - before).toBe(1);
+    } finally {
+      await readPool.end();
+      await pool.end();
+    }
+  });
+
+  it('refuses at start a replica role that could read across tenants', async () => {
+    const pool = createPool(platform.config.DATABASE_URL!, 1, 'fallback-test');
+    const superuser = new URL(standby.adminUrl);
+    superuser.pathname = new URL(platform.config.DATABASE_URL!).pathname;
+    try {
+      await expect(
+        createReadPool(pool, superuser.toString(), { max: 1, name: 'fallback-test', logger }),
+      ).rejects.toThrow(/^invalid setting DATABASE_READ_URL: role postgres can bypass row-level security/);
+    } finally {
+      await pool.end();
+    }
+  });
+});
