@@ -16,6 +16,7 @@ import type { Gateway } from '../gateway.ts';
 import { subscriptionMetrics } from '../subscriptions/metrics.ts';
 import type { Delivery, Outbox } from '../subscriptions/outbox.ts';
 import { nextPrefix, writeNextFrame } from './frames.ts';
+import { keepAlive } from './keepAlive.ts';
 import { admitOperation, prepareOperation, runOperation, type PreparedOperation } from './operations.ts';
 
 /** Close code for a subscriber too slow to keep up: reconnect and resume from the last cursor. */
@@ -136,6 +137,7 @@ export function attachWebSocket(
   wss.on('connection', (ws: WebSocket) => {
     subscriptionMetrics.sockets.inc();
     ws.once('close', () => subscriptionMetrics.sockets.dec());
+    keepAlive(ws, options.keepAliveMs);
   });
   const { gateway } = options;
   const graphqlWs = useServer<Record<string, unknown>, Extra>(
@@ -201,7 +203,7 @@ export function attachWebSocket(
         (result as unknown as Delivery).result as ExecutionResult,
     },
     wss,
-    options.keepAliveMs,
+    0, // pings are keepAlive.ts's, spread over the interval
   );
 
   async function run(args: ExecutionArgs): Promise<AsyncIterable<ExecutionResult> | ExecutionResult> {
