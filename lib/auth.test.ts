@@ -1,8 +1,8 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   authorize,
   bearerToken,
@@ -21,6 +21,10 @@ beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'pulsegraph-auth-'));
   verifier = await createTokenVerifier({ ...settings, AUTH_MODE: 'dev', DATA_DIR: dataDir });
 });
+
+// The directories hold private keys: none is left behind.
+const scratch: string[] = [];
+afterAll(() => Promise.all([dataDir, ...scratch].map((dir) => rm(dir, { recursive: true, force: true }))));
 
 const codeOf = async (promise: Promise<unknown>) =>
   promise.then(
@@ -59,6 +63,7 @@ describe('token verification', () => {
 
   it('refuses a token signed by another key', async () => {
     const other = await mkdtemp(join(tmpdir(), 'pulsegraph-other-'));
+    scratch.push(other);
     const forged = await signDevToken(other, { tenant: 'acme', roles: ['admin'] });
     expect(await codeOf(verifier.verify(forged))).toBe(
       'UNAUTHENTICATED: invalid token: signature does not verify',

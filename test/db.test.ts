@@ -1,4 +1,4 @@
-import { cp, mkdtemp, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
@@ -56,6 +56,7 @@ describe('migrations', () => {
         Array.from({ length: 5 }, () => migrate({ adminUrl: fresh.adminUrl, dir })),
       );
       expect(runs.map((r) => r.applied.length).sort()).toEqual([0, 0, 0, 0, 1]);
+      await rm(dir, { recursive: true, force: true });
     } finally {
       await fresh.drop();
     }
@@ -68,6 +69,7 @@ describe('migrations', () => {
     await expect(migrate({ adminUrl: db.adminUrl, dir })).rejects.toThrow(
       /migration 0001_foundation\.sql was changed after it was applied/,
     );
+    await rm(dir, { recursive: true, force: true });
   });
 
   it('put every table under forced row-level security with a tenant_id column', async () => {
