@@ -4,9 +4,7 @@
 // process on core 0. Closed loop at 50 connections, as one viewer (the same token: identical requests
 // in flight may share subgraph fetches) and as many (a token per request, in turn), then a fixed rate for
 // latency; peers alternate within each round; every answer is checked against Apollo Server's.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { signDevToken } from '../lib/devKeys.ts';
 import { graphqlRequests } from '../lib/metrics.ts';
 import { calibrateHttp } from './calibrate.ts';
@@ -20,6 +18,7 @@ import type { Exchange } from './gateway/load.ts';
 import { measure, med, type Phase } from './gateway/measure.ts';
 import { PEERS, type Peer } from './gateway/servers.ts';
 import { startBenchPlatform, type BenchPlatform } from './platform.ts';
+import { scratchDir } from '../scripts/scratchDir.ts';
 
 const CONNECTIONS = 50;
 const VIEWERS = 100;
@@ -50,7 +49,7 @@ export async function benchDashboard(): Promise<void> {
   const names = PEERS.filter((peer) => peer === REFERENCE || !wanted || wanted.includes(peer));
   // taskset -a -p on this process: every thread, and every child started from now on (Postgres, NATS, Redis).
   const restoreCpus = pinSelf(1);
-  const dir = await mkdtemp(join(tmpdir(), 'pulsegraph-dashboard-bench-'));
+  const dir = await scratchDir('dashboard-bench');
   let bench: BenchPlatform | undefined;
   const peers: Running[] = [];
   try {

@@ -5,9 +5,7 @@
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { envelope } from '../streams/envelope.ts';
 import { subjects } from '../streams/subjects.ts';
 import { calibrateHttp } from './calibrate.ts';
@@ -18,6 +16,7 @@ import { readMetrics, readMetricsWhenIdle, startGatewayProcess, startStdinServer
 import type { ServerProcess, StdinServer } from './fanout/servers.ts';
 import { startBenchPlatform, type BenchPlatform } from './platform.ts';
 import { median, printTarget } from './report.ts';
+import { scratchDir } from '../scripts/scratchDir.ts';
 
 const REQUESTED = Number(process.env['BENCH_SUBSCRIBERS'] ?? 10_000);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 20);
@@ -140,7 +139,7 @@ export async function benchFanout(): Promise<void> {
   const count = subscriberCount();
   // taskset -a -p on this process: every thread, and every child started from now on (NATS, Postgres).
   const restoreCpus = pinSelf(1);
-  const dir = await mkdtemp(join(tmpdir(), 'pulsegraph-bench-'));
+  const dir = await scratchDir('bench');
   let bench: BenchPlatform | undefined;
   let gateway: ServerProcess | undefined;
   let raw: StdinServer | undefined;

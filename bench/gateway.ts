@@ -4,8 +4,7 @@
 // at 50 connections (the benchmark's query, then a per-request $first), then an open loop at a fixed rate
 // for latency; peers alternate within each round; every response is checked against Apollo Server's
 // answer, byte for byte.
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { signDevToken } from '../lib/devKeys.ts';
 import { calibrateHttp } from './calibrate.ts';
@@ -28,6 +27,7 @@ import {
   type PeerOptions,
 } from './gateway/servers.ts';
 import { fixed, printColumns, printFixedRate, total, whole } from './gateway/table.ts';
+import { scratchDir } from '../scripts/scratchDir.ts';
 
 // Read when the bench starts (run.ts sets BENCH_QUICK after the imports).
 const quick = () => process.env['BENCH_QUICK'] === '1';
@@ -162,7 +162,7 @@ export async function benchGateway(): Promise<void> {
   const WARMUP_SECONDS = QUICK ? 1 : 4;
   const OPEN_LOOP_WARMUP_SECONDS = QUICK ? 1 : 3;
   const restoreCpus = pinSelf(1); // autocannon here, and the subgraphs, on core 1; gateways on core 0
-  const dir = await mkdtemp(join(tmpdir(), 'pulsegraph-gateway-bench-'));
+  const dir = await scratchDir('gateway-bench');
   const running: BenchProcess[] = [];
   try {
     const subgraphs = await startSubgraphs();

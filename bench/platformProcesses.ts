@@ -2,8 +2,7 @@
 // calculator, scheduler, report worker, detector), on a Postgres cluster of its own under a scratch
 // directory, with NATS and Redis started by scripts/start.ts on free ports. Rate limits are off: the
 // benches measure throughput. (bench/platform.ts runs the services in the bench's own process instead.)
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { signDevToken } from '../lib/devKeys.ts';
@@ -12,6 +11,7 @@ import { startPostgres } from '../scripts/localServices.ts';
 import { answers200, freePort, pollUntil } from '../scripts/network.ts';
 import { createScratchDatabase } from '../scripts/scratchDatabase.ts';
 import { RATE_LIMITS_OFF } from './rateLimitsOff.ts';
+import { scratchDir } from '../scripts/scratchDir.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const APP_PASSWORD = 'bench-app';
@@ -36,7 +36,7 @@ export interface PlatformProcesses {
  * resolves once the gateway is ready.
  */
 export async function startPlatformProcesses(name: string): Promise<PlatformProcesses> {
-  const dataDir = await mkdtemp(join(tmpdir(), `pulsegraph-${name}-bench-`));
+  const dataDir = await scratchDir(`${name}-bench`);
   await chmod(dataDir, 0o755); // Postgres runs as its own user: it must reach its data directory here
   const postgres = await startPostgres({ dataDir: join(dataDir, 'pg'), persistent: false });
   const removeAll = async () => {

@@ -1,6 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -12,13 +10,14 @@ import {
   type TokenVerifier,
 } from './auth.ts';
 import { ensureDevKeys, signDevToken } from './devKeys.ts';
+import { scratchDir } from '../scripts/scratchDir.ts';
 
 let dataDir: string;
 let verifier: TokenVerifier;
 const settings = { JWT_ISSUER: 'pulsegraph', JWT_AUDIENCE: 'pulsegraph' } as const;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'pulsegraph-auth-'));
+  dataDir = await scratchDir('auth');
   verifier = await createTokenVerifier({ ...settings, AUTH_MODE: 'dev', DATA_DIR: dataDir });
 });
 
@@ -62,7 +61,7 @@ describe('token verification', () => {
   });
 
   it('refuses a token signed by another key', async () => {
-    const other = await mkdtemp(join(tmpdir(), 'pulsegraph-other-'));
+    const other = await scratchDir('other');
     scratch.push(other);
     const forged = await signDevToken(other, { tenant: 'acme', roles: ['admin'] });
     expect(await codeOf(verifier.verify(forged))).toBe(

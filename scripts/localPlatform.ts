@@ -1,6 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGateway } from '../gateway/server.ts';
 import { loadConfig, type Config } from '../lib/config.ts';
@@ -16,6 +15,7 @@ import { startWriter } from '../subgraphs/metrics/writer.ts';
 import { startReports } from '../subgraphs/reports/server.ts';
 import { startNats, startRedis, type ServerHandle } from './localServices.ts';
 import { createScratchDatabase } from './scratchDatabase.ts';
+import { scratchDir } from './scratchDir.ts';
 
 /** A GraphQL response body. */
 export interface GraphQLBody {
@@ -46,7 +46,23 @@ export interface LocalPlatform {
  * Starts the four subgraphs and the gateway in-process against a fresh database and a nats-server of
  * its own, and the given Redis or one of its own; with `workers`, also the event writer, the KPI calculator and the insights detector.
  */
-export async function startLocalPlatform(options: {
+export async function startLocalPlatform(options: LocalPlatformOptions): Promise<LocalPlatform> {
+  // What has started, stopped in reverse by stop(), and also when starting fails halfway: a platform
+  // that did not start leaves nothing running (processes, database, directory).
+  const started: Array<() => Promise<unknown>> = [];
+  const stop = async () => {
+    while (started.length) await started.pop()!();
+  };
+  try {
+    return await boot(options, started, stop);
+  } catch (error) {
+    await stop().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** What startLocalPlatform starts. */
+export interface LocalPlatformOptions {
   /** Superuser URL of the Postgres cluster to create the scratch database on. */
   clusterAdminUrl: string;
   appPassword: string;
@@ -59,18 +75,28 @@ export async function startLocalPlatform(options: {
   env?: Record<string, string>;
   /** Gets the migrated database's application URL; answers DATABASE_READ_URL (a replica of it). */
   readReplica?: (appUrl: string) => Promise<string>;
-}): Promise<LocalPlatform> {
+}
+
+async function boot(
+  options: LocalPlatformOptions,
+  started: Array<() => Promise<unknown>>,
+  stop: () => Promise<void>,
+): Promise<LocalPlatform> {
   const db = await createScratchDatabase(options.clusterAdminUrl, options.appPassword);
+  started.push(() => db.drop());
   const readUrl = await options.readReplica?.(db.appUrl);
-  const dataDir = await mkdtemp(join(tmpdir(), 'pulsegraph-local-'));
+  const dataDir = await scratchDir('local');
+  started.push(() => rm(dataDir, { recursive: true, force: true }));
   // Production: jwt mode with a PEM public key, as an operator would configure it; dev keys otherwise.
   const keys = options.production ? await generateKeyPair('ES256') : undefined;
   const auth = keys
     ? { NODE_ENV: 'production', AUTH_MODE: 'jwt', JWT_PUBLIC_KEY: await exportSPKI(keys.publicKey) }
     : { NODE_ENV: 'test', AUTH_MODE: 'dev' };
   const nats = await startNats({ storeDir: join(dataDir, 'nats') });
+  started.push(() => nats.stop());
   const natsUrl = nats.url;
   const redis = options.redisUrl ? undefined : await startRedis({ dir: join(dataDir, 'redis') });
+  if (redis) started.push(() => redis.stop());
   const base = {
     ...auth,
     LOG_LEVEL: options.logLevel ?? 'silent',
@@ -90,17 +116,23 @@ export async function startLocalPlatform(options: {
   };
   const config = loadConfig(base);
   const logger = createLogger('platform', options.logLevel ?? 'silent');
-  const running: RunningService[] = [];
-  const [metadata, metrics, reports, insights] = await Promise.all(
-    [startMetadata, startMetrics, startReports, startInsights].map(async (start) => {
-      const service = await start(config, logger);
-      running.push(service);
-      return service.url;
-    }),
+  const run = (service: RunningService) => {
+    started.push(() => service.close());
+    return service;
+  };
+  // Settled, not all: a subgraph still starting when another fails is stopped too.
+  const subgraphs = await Promise.allSettled(
+    [startMetadata, startMetrics, startReports, startInsights].map(async (start) =>
+      run(await start(config, logger)),
+    ),
+  );
+  const failed = subgraphs.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
+  const [metadata, metrics, reports, insights] = subgraphs.map(
+    (result) => (result as PromiseFulfilledResult<RunningService>).value.url,
   );
   if (options.workers) {
-    for (const start of [startWriter, startCalculator, startDetector])
-      running.push(await start(config, logger));
+    for (const start of [startWriter, startCalculator, startDetector]) run(await start(config, logger));
   }
   const subgraphUrls = { metadata: metadata!, metrics: metrics!, reports: reports!, insights: insights! };
   const gateway = await startGateway(
@@ -113,7 +145,7 @@ export async function startLocalPlatform(options: {
     }),
     logger,
   );
-  running.push(gateway);
+  run(gateway);
   return {
     config,
     dataDir,
@@ -141,12 +173,6 @@ export async function startLocalPlatform(options: {
       });
       return { status: response.status, body: (await response.json()) as GraphQLBody };
     },
-    async stop() {
-      for (const service of running.reverse()) await service.close();
-      await nats.stop();
-      await redis?.stop();
-      await db.drop();
-      await rm(dataDir, { recursive: true, force: true });
-    },
+    stop,
   };
 }

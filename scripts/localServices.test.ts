@@ -1,18 +1,18 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findOnPath, isRunning } from './childProcesses.ts';
 import { requireBinary, startNats, startRedis, type ServerHandle } from './localServices.ts';
 import { isPortFree, pollUntil, readFirstLine } from './network.ts';
+import { scratchDir } from './scratchDir.ts';
 
 describe('local services', () => {
   let dir: string;
   const started: ServerHandle[] = [];
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'pulsegraph-local-'));
+    dir = await scratchDir('local');
   });
 
   afterAll(async () => {

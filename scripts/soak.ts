@@ -4,8 +4,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { createClient, type Client } from 'graphql-ws';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -17,6 +16,7 @@ import { eachLine, spawnTied, stopChild, waitForExit } from './childProcesses.ts
 import { startLocalPlatform } from './localPlatform.ts';
 import { startPostgres } from './localPostgres.ts';
 import { KPIS } from './simulation/catalog.ts';
+import { scratchDir } from './scratchDir.ts';
 
 const USAGE = `usage: npm run soak -- [options]
   --minutes N       how long the simulator runs (default 30)
@@ -93,7 +93,7 @@ async function main(): Promise<number> {
     say(USAGE);
     return 0;
   }
-  const root = await mkdtemp(join(tmpdir(), 'pulsegraph-soak-'));
+  const root = await scratchDir('soak');
   const postgres = await startPostgres({ dataDir: join(root, 'pg'), persistent: false });
   const platform = await startLocalPlatform({
     clusterAdminUrl: postgres.adminUrl,

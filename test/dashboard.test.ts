@@ -2,7 +2,7 @@
 // the built page served by the gateway, tiles that follow ingested events without a reload, a network
 // cut between browser and gateway that the page states and recovers from by resuming at its cursor,
 // and report progress as a report worker generates a report.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { createRedisPubSub, reportProgressChannel } from '../lib/redis.ts';
 import type { RunningService } from '../lib/service.ts';
 import { startReportWorker } from '../subgraphs/reports/worker.ts';
 import { startTestPlatform, type TestPlatform } from './support/platform.ts';
+import { scratchDir } from '../scripts/scratchDir.ts';
 
 const CHROMIUM_ARGS = [
   '--headless',
@@ -165,7 +166,7 @@ async function describePage(page: Page): Promise<string> {
 
 beforeAll(async () => {
   // The page under test is built from the sources now, so the test runs on a clean clone.
-  outDir = await mkdtemp(join(tmpdir(), 'pulsegraph-dashboard-'));
+  outDir = await scratchDir('dashboard');
   const buildStarted = Date.now();
   await buildDashboard(outDir);
   console.log(`dashboard built in ${Date.now() - buildStarted} ms`);

@@ -1,5 +1,4 @@
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +12,7 @@ import {
 } from '../db/pool.ts';
 import { eventStore, type IncomingEvent } from '../subgraphs/metrics/store.ts';
 import { createTestDatabase, TEST_APP_PASSWORD, type TestDatabase } from './support/services.ts';
+import { scratchDir } from '../scripts/scratchDir.ts';
 
 let db: TestDatabase;
 let app: pg.Pool;
@@ -49,7 +49,7 @@ describe('migrations', () => {
     const fresh = await createTestDatabase();
     try {
       // createTestDatabase migrated it; add a new migration and race five runners for it.
-      const dir = await mkdtemp(join(tmpdir(), 'pulsegraph-migrations-'));
+      const dir = await scratchDir('migrations');
       await cp(migrationsDir, dir, { recursive: true });
       await writeFile(join(dir, '9999_probe.sql'), 'CREATE TABLE probe (tenant_id text NOT NULL, n int);');
       const runs = await Promise.all(
@@ -63,7 +63,7 @@ describe('migrations', () => {
   });
 
   it('refuse a migration that was edited after it was applied', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'pulsegraph-migrations-'));
+    const dir = await scratchDir('migrations');
     await cp(migrationsDir, dir, { recursive: true });
     await writeFile(join(dir, '0001_foundation.sql'), '-- edited\n', { flag: 'a' });
     await expect(migrate({ adminUrl: db.adminUrl, dir })).rejects.toThrow(

@@ -1,13 +1,13 @@
 // Starts the real services the suite runs against, once per run, each on a free port in a temporary directory.
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startNats, startPostgres, startRedis } from '../scripts/localServices.ts';
+import { scratchDir } from '../scripts/scratchDir.ts';
 
 /** Starts Postgres, nats-server (JetStream) and redis-server; provides their URLs; returns the teardown. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const root = await mkdtemp(join(tmpdir(), 'pulsegraph-test-'));
+  const root = await scratchDir('test');
   // mkdtemp makes the directory 0700; as root, Postgres runs as the 'postgres' user and must enter it.
   await chmod(root, 0o755);
   const started = await Promise.allSettled([

@@ -5,8 +5,7 @@
 // text, a live subscription included.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Client, SubscribePayload } from 'graphql-ws';
 import { Redis } from 'ioredis';
@@ -19,6 +18,7 @@ import type { RunningService } from '../lib/service.ts';
 import { startTestPlatform, type GraphQLBody, type TestPlatform } from './support/platform.ts';
 import { services } from './support/services.ts';
 import { gatewayMetric, publishKpiValues, sseSubscribe, wsClient } from './support/subscribers.ts';
+import { scratchDir } from '../scripts/scratchDir.ts';
 
 const KPIS = 'query Kpis { kpis { code name } }';
 const LIVE = 'subscription Live($codes: [ID!]!) { kpiUpdated(codes: $codes) { value kpi { code name } } }';
@@ -117,7 +117,7 @@ beforeAll(async () => {
   expect(defined.body.errors).toBeUndefined();
   redis = new Redis(services().redisUrl);
 
-  dir = await mkdtemp(join(tmpdir(), 'pulsegraph-persisted-'));
+  dir = await scratchDir('persisted');
   const manifestPath = join(dir, 'persisted-documents.json');
   // The codegen manifest's shape: SHA-256 hex of each document's text -> the text.
   await writeFile(manifestPath, JSON.stringify({ [sha256Hex(KPIS)]: KPIS, [sha256Hex(LIVE)]: LIVE }));

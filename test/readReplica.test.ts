@@ -2,8 +2,7 @@
 // standby of the platform's Postgres; current values, definitions and everything after a write stay on
 // the primary. The standby streams from a primary of this file's own; pausing its WAL replay makes the
 // two differ, so every answer shows where it was read.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { register } from 'prom-client';
@@ -17,6 +16,7 @@ import { freePort, pollUntil } from '../scripts/network.ts';
 import { insightStore } from '../subgraphs/insights/store.ts';
 import { reportRows, type ReportDataRow } from '../subgraphs/reports/reportRows.ts';
 import { services, TEST_APP_PASSWORD } from './support/services.ts';
+import { scratchDir } from '../scripts/scratchDir.ts';
 
 const NOW = Date.now();
 const HOUR = 3_600_000;
@@ -105,7 +105,7 @@ const seriesOf = async (code: string) =>
 const total = (values: number[]) => values.reduce((s, v) => s + v, 0);
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'pulsegraph-replica-'));
+  dir = await scratchDir('replica');
   primary = await startPostgres({ dataDir: join(dir, 'primary'), persistent: false });
   standby = await startStandby(primary, { dataDir: join(dir, 'standby') });
   platform = await startLocalPlatform({

@@ -1,8 +1,6 @@
 // The quick start: `node scripts/start.ts` brings the platform up, and Ctrl-C takes all of it down.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { isRunning } from '../scripts/childProcesses.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +8,7 @@ import { signDevToken } from '../lib/devKeys.ts';
 import { freePort, isPortFree, pollUntil } from '../scripts/network.ts';
 import { createTestDatabase, services, type TestDatabase } from './support/services.ts';
 import { gatewayMetric } from './support/subscribers.ts';
+import { scratchDir } from '../scripts/scratchDir.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 // Free ports, not the defaults: the gateway must route to the subgraphs where start.ts put them.
@@ -26,7 +25,7 @@ describe('npm start', () => {
   beforeAll(async () => {
     for (const name of SERVICES) ports[`${name}_PORT`] = await freePort();
     database = await createTestDatabase();
-    dataDir = await mkdtemp(join(tmpdir(), 'pulsegraph-start-'));
+    dataDir = await scratchDir('start');
   });
 
   afterAll(async () => {

@@ -1,8 +1,7 @@
 // A platform for fault tests, on services of its own so that killing them leaves other test files alone:
 // a dedicated Postgres cluster, redis-server and nats-server; subgraphs and gateway in-process; the
 // workers as OS processes (as npm start runs them) that a test can SIGKILL and start again.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { expect } from 'vitest';
@@ -18,6 +17,7 @@ import type { DurableConsumer } from '../../streams/consumers.ts';
 import { waitForConsumerDrained } from '../support/consumers.ts';
 import { startServiceProcess, type ServiceProcess } from '../support/processes.ts';
 import type { TestPlatform } from '../support/platform.ts';
+import { scratchDir } from '../../scripts/scratchDir.ts';
 
 const APP_PASSWORD = 'pulsegraph-fault-app';
 const INGEST = `mutation ($events: [EventInput!]!) { ingestEvents(events: $events) { accepted duplicates rejected { index } } }`;
@@ -57,7 +57,7 @@ export async function startFaultPlatform(
   workers: WorkerName[],
   env: Record<string, string> = {},
 ): Promise<FaultPlatform> {
-  const root = await mkdtemp(join(tmpdir(), 'pulsegraph-faults-'));
+  const root = await scratchDir('faults');
   let postgres = await startPostgres({ dataDir: join(root, 'pg'), persistent: true });
   const redis = await startRedis({ dir: join(root, 'redis') });
   const platform = await startLocalPlatform({

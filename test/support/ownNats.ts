@@ -1,11 +1,11 @@
 // A nats-server of one test file's own, for tests that pause (SIGSTOP) or otherwise disturb it without
 // touching the server the other suites share: its streams created and a broker connected.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { startNats, type ServerHandle } from '../../scripts/localServices.ts';
 import { connectBroker, ensureStreams, type Broker } from '../../streams/connection.ts';
+import { scratchDir } from '../../scripts/scratchDir.ts';
 
 /** The server, a broker on it, and how to stop both and remove the server's store. */
 export interface OwnNats {
@@ -16,7 +16,7 @@ export interface OwnNats {
 
 /** Starts a nats-server with JetStream in a fresh temporary directory, with the platform's streams. */
 async function startOwnNats(name: string): Promise<OwnNats> {
-  const dir = await mkdtemp(join(tmpdir(), `pulsegraph-${name}-`));
+  const dir = await scratchDir(`${name}`);
   const nats = await startNats({ storeDir: join(dir, 'nats') });
   const broker = await connectBroker(nats.url, `${name}-test`);
   await ensureStreams(broker.nc);
