@@ -8,7 +8,15 @@ export type TenantClient = pg.PoolClient;
 /** Where transactions get their client: a pool, or the read pool of db/readPool.ts. */
 export interface Connectable {
   connect(): Promise<pg.PoolClient>;
+  /**
+   * Where a read that failed on `client` with `error` may run again, if anywhere: the read pool sends a
+   * read whose replica connection was lost, or that a hot standby cancelled, to the primary.
+   */
+  retryReadOn?(client: pg.PoolClient, error: unknown): Connectable | undefined;
 }
+
+/** The role of a connection could read across tenants: a setting to fix, never a reason to fall back. */
+export class RowLevelSecurityBypass extends Error {}
 
 /**
  * Creates the service's connection pool (the application role, never an owner or superuser); its
@@ -98,6 +106,8 @@ function inTransaction<T>(
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);
         client.release();
+        const elsewhere = mode.readOnly ? pool.retryReadOn?.(client, error) : undefined;
+        if (elsewhere) return inTransaction(elsewhere, tenant, fn, mode);
         throw error;
       }
       const committed = client.query('COMMIT').then(
@@ -131,7 +141,7 @@ export async function assertRowLevelSecurity(
   );
   const role = rows[0];
   if (!role || role.rolsuper || role.rolbypassrls || role.owns) {
-    throw new Error(
+    throw new RowLevelSecurityBypass(
       `invalid setting ${setting}: role ${role?.rolname ?? '?'} can bypass row-level security; connect as pulsegraph_app`,
     );
   }

@@ -1,6 +1,7 @@
 // Prometheus instruments shared by the platform's processes, and how each process serves them on /metrics
 // (prom-client's global registry: every instrument is created once per process, at import).
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, register } from 'prom-client';
 
@@ -83,12 +84,69 @@ export const jetstreamPending = new Gauge({
   labelNames: ['consumer'] as const,
 });
 
-/** Reads meant for the read replica (DATABASE_READ_URL) that went to the primary because it was unreachable. */
+/** Reads meant for the read replica (DATABASE_READ_URL) that went to the primary, and why. */
 export const replicaFallbacks = new Counter({
   name: 'pulsegraph_db_replica_fallback_total',
-  help: 'Transactions meant for the read replica (DATABASE_READ_URL) that ran on the primary because the replica could not be reached',
-  labelNames: ['pool'] as const,
+  help: 'Transactions meant for the read replica (DATABASE_READ_URL) that ran on the primary: reason unreachable (could not connect), connection_lost (lost mid-read, run again) or recovery_conflict (cancelled by the standby, run again)',
+  labelNames: ['pool', 'reason'] as const,
 });
+
+/** How far a read replica is behind its primary, as a probe measures it at scrape time. */
+export interface ReplicaLag {
+  seconds: number;
+  bytes: number;
+}
+
+// Each read pool's probe, asked once per scrape for both gauges (their collects start together and share
+// the probes in flight); a probe that fails or takes longer than LAG_PROBE_MS leaves its pool out of the
+// scrape rather than holding it.
+const LAG_PROBE_MS = 2_000;
+const lagProbes = new Map<symbol, { name: string; probe: () => Promise<ReplicaLag> }>();
+let lagsInFlight: Promise<Array<{ name: string; lag: ReplicaLag }>> | undefined;
+
+function probeLags(): Promise<Array<{ name: string; lag: ReplicaLag }>> {
+  lagsInFlight ??= Promise.all(
+    [...lagProbes.values()].map(({ name, probe }) =>
+      Promise.race([probe(), delay(LAG_PROBE_MS, undefined, { ref: false })]).then(
+        (lag) => (lag ? [{ name, lag }] : []),
+        () => [],
+      ),
+    ),
+  )
+    .then((lists) => lists.flat())
+    .finally(() => (lagsInFlight = undefined));
+  return lagsInFlight;
+}
+
+function lagGauge(name: string, help: string, unit: keyof ReplicaLag): Gauge<'pool'> {
+  return new Gauge({
+    name,
+    help,
+    labelNames: ['pool'] as const,
+    async collect() {
+      this.reset();
+      for (const { name: pool, lag } of await probeLags()) this.set({ pool }, lag[unit]);
+    },
+  });
+}
+
+export const replicaLagSeconds = lagGauge(
+  'pulsegraph_db_replica_lag_seconds',
+  'Age of the last transaction the read replica replayed while it has WAL left to replay (0 once caught up); no sample while it cannot be reached',
+  'seconds',
+);
+export const replicaLagBytes = lagGauge(
+  'pulsegraph_db_replica_lag_bytes',
+  'WAL bytes the primary has written that the read replica has not replayed yet',
+  'bytes',
+);
+
+/** Measures a read pool's replica lag at every scrape until the returned function is called. */
+export function observeReplicaLag(name: string, probe: () => Promise<ReplicaLag>): () => void {
+  const key = Symbol(name);
+  lagProbes.set(key, { name, probe });
+  return () => lagProbes.delete(key);
+}
 
 // Pools are summed by name at scrape time; an ended pool drops out.
 const pools = new Map<pg.Pool, string>();

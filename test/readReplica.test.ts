@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { register } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool, withTenant } from '../db/pool.ts';
+import { createPool, withTenant, withTenantRead } from '../db/pool.ts';
 import { createReadPool } from '../db/readPool.ts';
 import { createLogger } from '../lib/logger.ts';
 import { startLocalPlatform, type LocalPlatform } from '../scripts/localPlatform.ts';
@@ -245,18 +245,13 @@ describe('with DATABASE_READ_URL', () => {
 
 describe('the read pool', () => {
   const logger = createLogger('replica-test', 'silent');
-  const fallbacks = async () =>
-    (await register.getSingleMetric('pulsegraph_db_replica_fallback_total')!.get()).values
-      .filter((v) => v.labels['pool'] === 'fallback-test')
-      .reduce((s, v) => s + v.value, 0);
-
   it('reads from the primary while the replica cannot be reached, and counts it', async () => {
     const pool = createPool(platform.config.DATABASE_URL!, 1, 'fallback-test');
     const down = new URL(platform.config.DATABASE_URL!);
     down.port = String(await freePort()); // nothing listens there
     const readPool = await createReadPool(pool, down.toString(), { max: 1, name: 'fallback-test', logger });
     try {
-      const before = await fallbacks();
+      const before = await fallbacksFor('unreachable');
       const client = await readPool.connect();
       try {
         const { rows } = await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby');
@@ -264,11 +259,93 @@ describe('the read pool', () => {
       } finally {
         client.release();
       }
-      expect((await fallbacks()) - before).toBe(1);
+      expect((await fallbacksFor('unreachable')) - before).toBe(1);
     } finally {
       await readPool.end();
       await pool.end();
     }
+  });
+
+  const fallbacksFor = async (reason: string) =>
+    (await register.getSingleMetric('pulsegraph_db_replica_fallback_total')!.get()).values
+      .filter((v) => v.labels['pool'] === 'fallback-test' && v.labels['reason'] === reason)
+      .reduce((s, v) => s + v.value, 0);
+  const withReadPool = async (
+    fn: (readPool: Awaited<ReturnType<typeof createReadPool>>) => Promise<void>,
+  ) => {
+    const pool = createPool(platform.config.DATABASE_URL!, 1, 'fallback-test');
+    const readPool = await createReadPool(pool, platform.config.DATABASE_READ_URL, {
+      max: 1,
+      name: 'fallback-test',
+      logger,
+    });
+    try {
+      await fn(readPool);
+    } finally {
+      await readPool.end();
+      await pool.end();
+    }
+  };
+
+  it('runs a read whose replica connection is lost midway again on the primary, and counts it', async () => {
+    await withReadPool(async (readPool) => {
+      const before = await fallbacksFor('connection_lost');
+      const attempts: boolean[] = [];
+      const answer = await withTenantRead(readPool, 'shop', async (client) => {
+        const { rows } = await client.query<{ pid: number; standby: boolean }>(
+          'SELECT pg_backend_pid() AS pid, pg_is_in_recovery() AS standby',
+        );
+        attempts.push(rows[0]!.standby);
+        // The first attempt's backend on the standby ends under it, as when the replica restarts.
+        if (attempts.length === 1) await onCluster(standby, `SELECT pg_terminate_backend(${rows[0]!.pid})`);
+        const { rows: counted } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM kpis');
+        return counted[0]!.n;
+      });
+      expect(attempts).toEqual([true, false]);
+      expect(answer).toBeGreaterThan(0);
+      expect((await fallbacksFor('connection_lost')) - before).toBe(1);
+    });
+  });
+
+  it('fails a read on the replica as the primary would when its connection is not the cause', async () => {
+    await withReadPool(async (readPool) => {
+      let attempts = 0;
+      await expect(
+        withTenantRead(readPool, 'shop', async (client) => {
+          attempts++;
+          return client.query('SELECT no_such_column FROM kpis');
+        }),
+      ).rejects.toThrow('column "no_such_column" does not exist');
+      expect(attempts).toBe(1);
+    });
+  });
+
+  it('shows how far the replica is behind on /metrics, and zero once it has caught up', async () => {
+    const lag = async () => {
+      const values = async (name: string) =>
+        (await register.getSingleMetric(name)!.get()).values.find((v) => v.labels['pool'] === 'fallback-test')
+          ?.value;
+      return {
+        bytes: await values('pulsegraph_db_replica_lag_bytes'),
+        seconds: await values('pulsegraph_db_replica_lag_seconds'),
+      };
+    };
+    await withReadPool(async () => {
+      // The platform's services write now and then, so caught up is something to wait for.
+      const caughtUpNow = async () => (await lag()).bytes === 0;
+      expect(await pollUntil(caughtUpNow, { timeoutMs: 10_000 })).toBe(true);
+      await withReplayPaused(async () => {
+        await onCluster(
+          primary,
+          'CREATE TABLE IF NOT EXISTS lag_probe (n int); INSERT INTO lag_probe VALUES (1)',
+        );
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const behind = await lag();
+        expect(behind.bytes).toBeGreaterThan(0);
+        expect(behind.seconds).toBeGreaterThan(0.1);
+      });
+      expect(await pollUntil(caughtUpNow, { timeoutMs: 10_000 })).toBe(true);
+    });
   });
 
   it('refuses at start a replica role that could read across tenants', async () => {
