@@ -42,14 +42,20 @@ async function inBatches<T>(items: T[], send: (batch: T[]) => Promise<void>): Pr
   await Promise.all(Array.from({ length: CLIENTS }, client));
 }
 
+/**
+ * Events stored and rolled up so far: the writer stores an event and adds it to its rollups in one
+ * transaction, so the revenue KPI's daily buckets (a few rows) count them. Polling a count(*) of the
+ * events themselves instead scanned up to 350,000 rows every 50 ms, on the cores the pipeline runs on.
+ */
+async function storedSoFar(admin: pg.Pool): Promise<number> {
+  const { rows } = await admin.query<{ n: string | null }>(
+    "SELECT sum(count) AS n FROM rollups WHERE tenant_id = 'bench' AND kpi_code = 'revenue' AND resolution = '1d'",
+  );
+  return Number(rows[0]!.n ?? 0);
+}
+
 async function waitStored(admin: pg.Pool, expected: number): Promise<void> {
-  for (;;) {
-    const { rows } = await admin.query<{ n: string }>(
-      "SELECT count(*) AS n FROM events WHERE tenant_id = 'bench'",
-    );
-    if (Number(rows[0]!.n) >= expected) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  while ((await storedSoFar(admin)) < expected) await new Promise((r) => setTimeout(r, 50));
 }
 
 async function endToEnd(
@@ -209,9 +215,10 @@ export async function benchIngest(): Promise<void> {
       "SELECT count(*) AS n, count(DISTINCT event_id) AS ids FROM events WHERE tenant_id = 'bench'",
     );
     const [count, ids] = [Number(rows[0]!.n), Number(rows[0]!.ids)];
+    const rolledUp = await storedSoFar(admin);
     printTarget(
-      `zero loss (${count} events stored of ${stored} sent, ${ids} distinct ids)`,
-      count === stored && ids === stored,
+      `zero loss (${count} events stored of ${stored} sent, ${ids} distinct ids, ${rolledUp} in the rollups)`,
+      count === stored && ids === stored && rolledUp === stored,
     );
   } finally {
     await admin.end();
