@@ -7,6 +7,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { services, TEST_APP_PASSWORD } from '../test/support/services.ts';
 import { startLocalPlatform } from './localPlatform.ts';
+import { ownerLine } from './scratchDir.ts';
 
 /** This process's children named `name` (from /proc). */
 async function children(name: string): Promise<number[]> {
@@ -27,7 +28,7 @@ async function ownDirectories(): Promise<string[]> {
   for (const entry of await readdir(tmpdir())) {
     if (!entry.startsWith('pulsegraph-local-')) continue;
     const owner = await readFile(join(tmpdir(), entry, '.pulsegraph-owner'), 'utf8').catch(() => '');
-    if (owner === String(process.pid)) mine.push(entry);
+    if (owner === ownerLine(process.pid)) mine.push(entry);
   }
   return mine;
 }

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeAbandoned, scratchDir } from './scratchDir.ts';
+import { ownerLine, removeAbandoned, scratchDir } from './scratchDir.ts';
 
 let root: string;
 const exists = (path: string) =>
@@ -25,7 +25,7 @@ describe('scratch directories', () => {
     const dir = await scratchDir('scratch-test');
     try {
       expect(dir).toMatch(/[/\\]pulsegraph-scratch-test-\w{6}$/);
-      expect(await readFile(join(dir, '.pulsegraph-owner'), 'utf8')).toBe(String(process.pid));
+      expect(await readFile(join(dir, '.pulsegraph-owner'), 'utf8')).toBe(ownerLine(process.pid));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -34,19 +34,21 @@ describe('scratch directories', () => {
   it('removes those whose process has exited, and no other', async () => {
     // A pid that was surely in use and has surely exited: a child that already ended.
     const exited = spawnSync(process.execPath, ['-e', '0']).pid;
-    const make = async (name: string, owner?: number) => {
+    const make = async (name: string, owner?: string) => {
       const dir = join(root, name);
       await mkdir(join(dir, 'pg'), { recursive: true });
-      if (owner !== undefined) await writeFile(join(dir, '.pulsegraph-owner'), String(owner));
+      if (owner !== undefined) await writeFile(join(dir, '.pulsegraph-owner'), owner);
       return dir;
     };
-    const abandoned = await make('pulsegraph-test-abandoned', exited);
-    const live = await make('pulsegraph-test-live', process.pid);
+    const abandoned = await make('pulsegraph-test-abandoned', ownerLine(exited));
+    const live = await make('pulsegraph-test-live', ownerLine(process.pid));
     const unowned = await make('pulsegraph-test-unowned');
-    const other = await make('someone-else', exited);
+    // Another host's pid means nothing here (a container sharing /tmp): kept.
+    const elsewhere = await make('pulsegraph-test-elsewhere', ownerLine(exited, 'another-host'));
+    const other = await make('someone-else', ownerLine(exited));
 
     expect(await removeAbandoned(root)).toEqual([abandoned]);
     expect(await exists(abandoned)).toBe(false);
-    for (const kept of [live, unowned, other]) expect(await exists(kept)).toBe(true);
+    for (const kept of [live, unowned, elsewhere, other]) expect(await exists(kept)).toBe(true);
   });
 });
