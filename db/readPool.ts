@@ -43,8 +43,15 @@ export interface ReadPool extends Connectable {
 export async function createReadPool(
   primary: pg.Pool,
   replicaUrl: string | undefined,
-  options: { max: number; name: string; logger: Logger },
+  options: {
+    max: number;
+    name: string;
+    logger: Logger;
+    /** How long reads stay on the primary after the replica could not be reached (REPLICA_RETRY_MS). */
+    retryMs?: number;
+  },
 ): Promise<ReadPool> {
+  const retryMs = options.retryMs ?? REPLICA_RETRY_MS;
   if (!replicaUrl) return { replica: false, connect: () => primary.connect(), end: () => Promise.resolve() };
   const replica = createPool(replicaUrl, options.max, `${options.name}-replica`);
   let verified: Promise<void> | undefined;
@@ -57,9 +64,9 @@ export async function createReadPool(
   const primaryOnly: Connectable = { connect: () => primary.connect() };
   const onPrimary = (error?: unknown) => {
     if (error !== undefined) {
-      primaryUntil = Date.now() + REPLICA_RETRY_MS;
+      primaryUntil = Date.now() + retryMs;
       options.logger.warn(
-        { err: error, retryInMs: REPLICA_RETRY_MS },
+        { err: error, retryInMs: retryMs },
         'read replica unreachable: its reads go to the primary',
       );
     }
@@ -114,7 +121,7 @@ export async function createReadPool(
       await readPool.end();
       throw error;
     }
-    primaryUntil = Date.now() + REPLICA_RETRY_MS;
+    primaryUntil = Date.now() + retryMs;
     options.logger.warn({ err: error }, 'read replica unreachable at start: its reads go to the primary');
   }
   return readPool;

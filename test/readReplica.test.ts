@@ -3,6 +3,7 @@
 // the primary. The standby streams from a primary of this file's own; pausing its WAL replay makes the
 // two differ, so every answer shows where it was read.
 import { rm } from 'node:fs/promises';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { register } from 'prom-client';
@@ -346,6 +347,61 @@ describe('the read pool', () => {
       });
       expect(await pollUntil(caughtUpNow, { timeoutMs: 10_000 })).toBe(true);
     });
+  });
+
+  it('keeps reads on the primary for the retry window after the replica was unreachable, then tries it again', async () => {
+    // A TCP proxy in front of the standby: while `down`, it hangs up on every connection it is given.
+    let down = true;
+    let attempts = 0;
+    const sockets = new Set<Socket>();
+    const proxy = createServer((socket) => {
+      attempts++;
+      if (down) return void socket.destroy();
+      const upstream = createConnection(standby.port, '127.0.0.1');
+      for (const end of [socket, upstream]) {
+        sockets.add(end);
+        end.on('error', () => undefined);
+      }
+      socket.pipe(upstream).pipe(socket);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const url = new URL(platform.config.DATABASE_READ_URL!);
+    url.port = String((proxy.address() as { port: number }).port);
+    const pool = createPool(platform.config.DATABASE_URL!, 1, 'fallback-test');
+    const retryMs = 1_500;
+    const readPool = await createReadPool(pool, url.toString(), {
+      max: 1,
+      name: 'fallback-test',
+      logger,
+      retryMs,
+    });
+    const opened = Date.now();
+    const readsStandby = async () => {
+      const client = await readPool.connect();
+      try {
+        return (await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby')).rows[0]!
+          .standby;
+      } finally {
+        client.release();
+      }
+    };
+    try {
+      expect(attempts).toBe(1); // the check at start, hung up on
+      expect(await readsStandby()).toBe(false);
+      down = false;
+      // Reachable again, but inside the window: the primary still, without trying the replica.
+      expect(await readsStandby()).toBe(false);
+      expect(attempts).toBe(1);
+      expect(Date.now() - opened).toBeLessThan(retryMs);
+      await new Promise((resolve) => setTimeout(resolve, retryMs - (Date.now() - opened) + 100));
+      expect(await readsStandby()).toBe(true);
+      expect(attempts).toBe(2);
+    } finally {
+      await readPool.end();
+      await pool.end();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 
   it('refuses at start a replica role that could read across tenants', async () => {
