@@ -6,8 +6,8 @@
 // two 64 MiB semi-spaces. 32 MiB each keeps a worker 50 to 90 MiB smaller under load, CPU per request
 // within the run-to-run noise (about 6 %) in alternating runs; 16 costs 25 to 35 % more CPU per request
 // without fetch sharing (objects of requests in flight get copied more often) for 25 to 30 MiB less RSS
-// (gateway bench, 2026-12-05, docs/performance.md); 24 is rounded up to 32 by V8. The fanout bench (10,000 subscribers) spent the same CPU per update
-// with it as without (208 and 209 ms, one pair of runs).
+// (gateway bench, 2026-12-05, docs/performance.md); 24 is rounded up to 32 by V8. The fanout bench
+// (10,000 subscribers) spent the same CPU per update with it as without (208 and 209 ms, one pair of runs).
 //
 // --no-allocation-site-pretenuring: under load V8 sees the objects of some allocation sites survive a
 // scavenge (they belong to requests in flight) and from then on allocates them in the old generation.

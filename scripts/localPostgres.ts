@@ -49,7 +49,7 @@ const START_TIMEOUT_MS = 60_000;
 /** Starts (initialising it on first use) an embedded Postgres cluster on 127.0.0.1 and creates `pulsegraph`. */
 export async function startPostgres(options: PostgresOptions): Promise<PostgresHandle> {
   const dataDir = resolve(options.dataDir);
-  const passwordFile = join(dirname(dataDir), 'pg-password');
+  const passwordFile = passwordFileOf(dataDir);
   const isRoot = process.getuid?.() === 0;
   await mkdir(dirname(dataDir), { recursive: true });
   // As root the server runs as the 'postgres' user, which must be able to traverse into its data directory.
@@ -181,7 +181,6 @@ async function launch(options: {
       `postgres ${outcome === 'timeout' ? 'did not start' : 'exited'} on port ${port}:\n${tail.join('\n')}`,
     );
   }
-  const passwordFile = join(dirname(dataDir), 'pg-password');
   return {
     adminUrl: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${DATABASE}`,
     port,
@@ -193,11 +192,14 @@ async function launch(options: {
       if (server) await stopChild(server, 'SIGINT', 15_000);
       if (!options.persistent) {
         await rm(dataDir, { recursive: true, force: true });
-        if (!options.standby) await rm(passwordFile, { force: true });
+        if (!options.standby) await rm(passwordFileOf(dataDir), { force: true });
       }
     },
   };
 }
+
+/** Where a cluster's superuser password is kept: beside its data directory (a standby shares its primary's). */
+const passwordFileOf = (dataDir: string) => join(dirname(dataDir), 'pg-password');
 
 async function chownTree(path: string, uid: number, gid: number): Promise<void> {
   await chown(path, uid, gid);

@@ -246,39 +246,21 @@ describe('with DATABASE_READ_URL', () => {
 
 describe('the read pool', () => {
   const logger = createLogger('replica-test', 'silent');
-  it('reads from the primary while the replica cannot be reached, and counts it', async () => {
-    const pool = createPool(platform.config.DATABASE_URL!, 1, 'fallback-test');
-    const down = new URL(platform.config.DATABASE_URL!);
-    down.port = String(await freePort()); // nothing listens there
-    const readPool = await createReadPool(pool, down.toString(), { max: 1, name: 'fallback-test', logger });
-    try {
-      const before = await fallbacksFor('unreachable');
-      const client = await readPool.connect();
-      try {
-        const { rows } = await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby');
-        expect(rows).toEqual([{ standby: false }]);
-      } finally {
-        client.release();
-      }
-      expect((await fallbacksFor('unreachable')) - before).toBe(1);
-    } finally {
-      await readPool.end();
-      await pool.end();
-    }
-  });
-
   const fallbacksFor = async (reason: string) =>
     (await register.getSingleMetric('pulsegraph_db_replica_fallback_total')!.get()).values
       .filter((v) => v.labels['pool'] === 'fallback-test' && v.labels['reason'] === reason)
       .reduce((s, v) => s + v.value, 0);
+  /** Runs fn with a read pool of the platform's primary and `replicaUrl` (the standby by default). */
   const withReadPool = async (
     fn: (readPool: Awaited<ReturnType<typeof createReadPool>>) => Promise<void>,
+    options: { replicaUrl?: string; retryMs?: number } = {},
   ) => {
     const pool = createPool(platform.config.DATABASE_URL!, 1, 'fallback-test');
-    const readPool = await createReadPool(pool, platform.config.DATABASE_READ_URL, {
+    const readPool = await createReadPool(pool, options.replicaUrl ?? platform.config.DATABASE_READ_URL, {
       max: 1,
       name: 'fallback-test',
       logger,
+      retryMs: options.retryMs,
     });
     try {
       await fn(readPool);
@@ -287,6 +269,29 @@ describe('the read pool', () => {
       await pool.end();
     }
   };
+  /** Whether a client of the read pool is connected to the standby. */
+  const readsStandby = async (readPool: Awaited<ReturnType<typeof createReadPool>>) => {
+    const client = await readPool.connect();
+    try {
+      return (await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby')).rows[0]!
+        .standby;
+    } finally {
+      client.release();
+    }
+  };
+
+  it('reads from the primary while the replica cannot be reached, and counts it', async () => {
+    const down = new URL(platform.config.DATABASE_URL!);
+    down.port = String(await freePort()); // nothing listens there
+    await withReadPool(
+      async (readPool) => {
+        const before = await fallbacksFor('unreachable');
+        expect(await readsStandby(readPool)).toBe(false);
+        expect((await fallbacksFor('unreachable')) - before).toBe(1);
+      },
+      { replicaUrl: down.toString() },
+    );
+  });
 
   it('runs a read whose replica connection is lost midway again on the primary, and counts it', async () => {
     await withReadPool(async (readPool) => {
@@ -367,38 +372,25 @@ describe('the read pool', () => {
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     const url = new URL(platform.config.DATABASE_READ_URL!);
     url.port = String((proxy.address() as { port: number }).port);
-    const pool = createPool(platform.config.DATABASE_URL!, 1, 'fallback-test');
     const retryMs = 1_500;
-    const readPool = await createReadPool(pool, url.toString(), {
-      max: 1,
-      name: 'fallback-test',
-      logger,
-      retryMs,
-    });
-    const opened = Date.now();
-    const readsStandby = async () => {
-      const client = await readPool.connect();
-      try {
-        return (await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby')).rows[0]!
-          .standby;
-      } finally {
-        client.release();
-      }
-    };
     try {
-      expect(attempts).toBe(1); // the check at start, hung up on
-      expect(await readsStandby()).toBe(false);
-      down = false;
-      // Reachable again, but inside the window: the primary still, without trying the replica.
-      expect(await readsStandby()).toBe(false);
-      expect(attempts).toBe(1);
-      expect(Date.now() - opened).toBeLessThan(retryMs);
-      await new Promise((resolve) => setTimeout(resolve, retryMs - (Date.now() - opened) + 100));
-      expect(await readsStandby()).toBe(true);
-      expect(attempts).toBe(2);
+      await withReadPool(
+        async (readPool) => {
+          const opened = Date.now();
+          expect(attempts).toBe(1); // the check at start, hung up on
+          expect(await readsStandby(readPool)).toBe(false);
+          down = false;
+          // Reachable again, but inside the window: the primary still, without trying the replica.
+          expect(await readsStandby(readPool)).toBe(false);
+          expect(attempts).toBe(1);
+          expect(Date.now() - opened).toBeLessThan(retryMs);
+          await new Promise((resolve) => setTimeout(resolve, retryMs - (Date.now() - opened) + 100));
+          expect(await readsStandby(readPool)).toBe(true);
+          expect(attempts).toBe(2);
+        },
+        { replicaUrl: url.toString(), retryMs },
+      );
     } finally {
-      await readPool.end();
-      await pool.end();
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => proxy.close(resolve));
     }
